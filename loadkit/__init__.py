@@ -1,0 +1,42 @@
+"""loadkit: event-readiness load testing for mini-program marketing campaigns, on Locust.
+
+Public names are loaded lazily: importing `loadkit` (as the CLI does) must not import Locust,
+which monkey-patches the process with gevent. Locust-side names (`PlatformUser`, ...) import it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Plan": "loadkit.plan",
+    "PlanError": "loadkit.plan",
+    "load_plan": "loadkit.plan",
+    "parse_plan": "loadkit.plan",
+    "parse_duration": "loadkit.durations",
+    "judge": "loadkit.verdict",
+    "Check": "loadkit.verdict",
+    "build_summary": "loadkit.summary",
+    "LatencyHistogram": "loadkit.histogram",
+    "Recorder": "loadkit.measurement",
+    "ArrivalPacer": "loadkit.pacing",
+    "PlanShape": "loadkit.shape",
+    "PlatformClient": "loadkit.client",
+    "REQUEST_NAMES": "loadkit.client",
+    "PlatformUser": "loadkit.user",
+    "Population": "loadkit.population",
+    "Funnel": "loadkit.funnel",
+    "MockAdmin": "loadkit.mock_admin",
+}
+
+__all__ = [*sorted(_EXPORTS), "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loadkit' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,48 @@
+"""Reconciliation: what the users were told against what the mock's ledger holds.
+
+A success the users saw must match an effect in the ledger. Replays (idempotent repeats) are
+successes without a new effect, and a call that failed on the client side (timeout) may still have
+taken effect, so the rule per method is: seen - replays <= effects <= seen - replays + errors_seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def reconcile(
+    seen: Mapping[str, Mapping[str, int]],
+    audit: Mapping[str, Any],
+    request_names: Mapping[str, str],
+) -> dict[str, Any]:
+    """`seen`: request name -> {successes, errors} over the whole run (expected outcomes excluded).
+
+    `request_names`: request name -> platform method. Methods the ledger tracks but no request
+    name maps to are left out (the users did not call them through a named request).
+    """
+    ledger = (audit.get("totals") or {}).get("methods") or {}
+    per_method: dict[str, dict[str, int]] = {}
+    for name, counts in seen.items():
+        method = request_names.get(name)
+        if method is None or method not in ledger:
+            continue
+        agg = per_method.setdefault(method, {"seen_successes": 0, "seen_errors": 0})
+        agg["seen_successes"] += int(counts.get("successes", 0))
+        agg["seen_errors"] += int(counts.get("errors", 0))
+    methods: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    for method, agg in sorted(per_method.items()):
+        led = ledger[method]
+        effects = int(led.get("effects", 0))
+        replays = int(led.get("replays", 0))
+        low = agg["seen_successes"] - replays
+        high = low + agg["seen_errors"]
+        ok = low <= effects <= high
+        methods[method] = {**agg, "effects": effects, "replays": replays, "ok": ok}
+        if not ok:
+            problems.append(
+                f"{method}: users saw {agg['seen_successes']} successes ({replays} replays, "
+                f"{agg['seen_errors']} errors) but the ledger holds {effects} effects"
+            )
+    return {"ok": not problems, "methods": methods, "problems": problems}

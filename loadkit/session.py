@@ -1,0 +1,165 @@
+"""One test run of a plan inside a Locust process: the state the plugin's listeners share.
+
+A `RunSession` exists in every process that has a plan. Its role follows the runner: a local
+runner paces, measures and judges; a worker paces and measures, shipping deltas; a master merges,
+watches, seeds and audits the mock, and judges. Judging happens once per test, in `finalize()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from loadkit.generator import CpuSampler, GeneratorHealth
+from loadkit.measurement import Recorder
+from loadkit.mock_admin import MockAdmin, MockAdminError
+from loadkit.pacing import ArrivalPacer
+from loadkit.plan import Plan
+from loadkit.reconcile import reconcile
+from loadkit.summary import build_summary
+from loadkit.verdict import judge
+
+log = logging.getLogger("loadkit")
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+class RunSession:
+    def __init__(self, plan: Plan, *, role: str, report_dir: Path | None, mock: MockAdmin | None) -> None:
+        self.plan = plan
+        self.role = role  # "local" | "master" | "worker"
+        self.report_dir = report_dir
+        self.mock = mock
+        self.recorder = Recorder(plan)
+        self.pacer: ArrivalPacer | None = None
+        self.cpu = CpuSampler()
+        self.health = GeneratorHealth()
+        self.worker_arrivals: dict[str, dict[str, int]] = {}
+        self.t0: float | None = None
+        self.started_at: float | None = None
+        self.abort_reason: str | None = None
+        self.setup_problem: str | None = None
+        self.summary: dict[str, Any] | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def new_pacer(self, share: float) -> ArrivalPacer:
+        self.pacer = ArrivalPacer(
+            self.plan.qps_at, share=share, arrivals=self.plan.arrivals, end_s=self.plan.duration_s
+        )
+        return self.pacer
+
+    def begin(self, t0: float) -> None:
+        """A new test starts: forget the previous one (the web UI can run several)."""
+        self.t0 = t0
+        self.started_at = time.time()
+        self.recorder = Recorder(self.plan)
+        self.recorder.start(t0)
+        self.worker_arrivals.clear()
+        self.health = GeneratorHealth()
+        self.abort_reason = None
+        self.summary = None
+        if self.pacer is not None:
+            self.pacer.start(t0)
+
+    def prepare_mock(self) -> None:
+        """Reset and seed the mock (master/local, before users start)."""
+        if self.mock is None or self.plan.mock is None or self.plan.mock.seed is None:
+            return
+        try:
+            self.mock.reset()
+            self.mock.seed(self.plan.mock.seed)
+            log.info("loadkit: seeded the mock platform at %s", self.mock.base_url)
+        except MockAdminError as exc:
+            self.setup_problem = f"could not seed the mock platform: {exc}"
+            log.error("loadkit: %s", self.setup_problem)
+
+    # --- figures ---------------------------------------------------------------------------
+
+    def arrivals(self) -> dict[str, int]:
+        if self.role == "master":
+            keys = ("scheduled", "sent", "late", "dropped")
+            return {k: sum(int(c.get(k, 0)) for c in self.worker_arrivals.values()) for k in keys}
+        return self.pacer.counts() if self.pacer else {"scheduled": 0, "sent": 0, "late": 0, "dropped": 0}
+
+    def gate_bounds(self) -> tuple[float, float]:
+        """Epoch start and end of the gate window (first gate stage start to last gate stage end)."""
+        assert self.t0 is not None
+        gates = self.plan.gate_stages()
+        start = self.plan.stage_start(gates[0])
+        end = self.plan.stage_start(gates[-1]) + self.plan.stages[gates[-1]].duration_s
+        return self.t0 + start, self.t0 + end
+
+    def generator(self, workers: int, *, until: float | None = None) -> dict[str, Any]:
+        if self.role != "master":
+            self.health.add_samples("local", self.cpu.take())
+        start, end = self.gate_bounds()
+        if until is not None:
+            end = min(end, until)
+        return self.health.summary(start, end, workers)
+
+    def live(self, workers: int) -> dict[str, Any]:
+        """Figures so far, shaped like summary.json, for the web UI and the progress line."""
+        now = time.time()
+        live = dict(self.recorder.live(now))
+        live["arrivals"] = self.arrivals()
+        live["generator"] = self.generator(workers, until=now) if self.t0 else {}
+        live["abort"] = {"reason": self.abort_reason} if self.abort_reason else None
+        live["stage"] = self.stage_info(now)
+        if self.t0 is not None:
+            verdict, checks, reasons = judge(self.plan, live)
+            live.update(verdict=verdict, checks=[c.as_dict() for c in checks], reasons=reasons)
+        return live
+
+    def stage_info(self, now: float) -> dict[str, Any] | None:
+        if self.t0 is None:
+            return None
+        elapsed = now - self.t0
+        found = self.plan.stage_at(elapsed)
+        if found is None:
+            return {"index": None, "name": "done", "elapsed_s": elapsed, "remaining_s": 0.0, "qps_planned": 0}
+        index, stage = found
+        stage_elapsed = elapsed - self.plan.stage_start(index)
+        return {
+            "index": index,
+            "name": stage.name,
+            "count": len(self.plan.stages),
+            "elapsed_s": round(stage_elapsed, 1),
+            "remaining_s": round(max(0.0, stage.duration_s - stage_elapsed), 1),
+            "qps_planned": round(self.plan.qps_at(elapsed), 2),
+            "gate": stage.gate,
+        }
+
+    # --- the end ---------------------------------------------------------------------------
+
+    def finalize(self, workers: int, request_names: dict[str, str]) -> dict[str, Any]:
+        """Judge the run, write the reports, and return the summary (once per test)."""
+        if self.summary is not None:
+            return self.summary
+        finished = time.time()
+        results = self.recorder.results(self.arrivals(), self.generator(workers))
+        results["abort"] = {"reason": self.abort_reason} if self.abort_reason else None
+        if self.setup_problem:
+            results["abort"] = {"reason": self.setup_problem}
+        if self.mock is not None and self.plan.mock is not None and self.plan.mock.audit:
+            try:
+                audit = self.mock.audit()
+                results["audit"] = audit
+                results["reconciliation"] = reconcile(results.get("seen", {}), audit, request_names)
+            except MockAdminError as exc:
+                results["audit"] = {"ok": False, "violations": [f"audit unavailable: {exc}"], "totals": {}}
+        start, end = self.gate_bounds()
+        window = {"start": iso(start), "end": iso(min(end, finished))}
+        self.summary = build_summary(
+            self.plan,
+            results,
+            started_at=iso(self.started_at or finished),
+            finished_at=iso(finished),
+            window=window,
+        )
+        return self.summary

@@ -1,0 +1,1 @@
+"""Official-event scenarios: Locust files and their event plans (scenarios/plans/*.yaml)."""
