@@ -173,7 +173,11 @@ def _validate(args: argparse.Namespace) -> int:
     plan = _load(args.plan)
     print(f"{args.plan}: ok — {plan.name}, {len(plan.stages)} stages, {format_duration(plan.duration_s)}")
     for i, stage in enumerate(plan.stages):
-        qps = f"{stage.qps_from:g}" if stage.qps_from == stage.qps_to else f"{stage.qps_from:g}→{stage.qps_to:g}"
+        qps = (
+            f"{stage.qps_from:g}"
+            if stage.qps_from == stage.qps_to
+            else f"{stage.qps_from:g}→{stage.qps_to:g}"
+        )
         gate = "  [gate]" if i in plan.gate_stages() else ""
         print(
             f"  {stage.name:<12} {format_duration(stage.duration_s):>8}  {qps:>10} qps"
@@ -221,7 +225,9 @@ def _scenarios(_args: argparse.Namespace) -> int:
             except PlanError as exc:
                 desc = f"invalid: {exc}"
             print(f"    plans/{plan_path.name:<28} {desc}")
-    print(f"\n(scenarios in {root}; run one with: loadkit run {root}/plans/<plan>.yaml --with-mock --headless)")
+    print(
+        f"\n(scenarios in {root}; run one with: loadkit run {root}/plans/<plan>.yaml --with-mock --headless)"
+    )
     return 0
 
 

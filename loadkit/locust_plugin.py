@@ -53,8 +53,11 @@ def current_session() -> RunSession | None:
 
 @events.init_command_line_parser.add_listener
 def _add_options(parser: Any, **_kw: Any) -> None:
-    group = parser.add_argument_group("loadkit", "event plans, pacing, budgets and verdicts")
-    group.add_argument("--plan", env_var="LOADKIT_PLAN", default=None, help="Event plan (YAML) to run and judge")
+    # Straight on Locust's parser: its extra keywords (is_secret, env_var) are not known to groups.
+    group = parser
+    group.add_argument(
+        "--plan", env_var="LOADKIT_PLAN", default=None, help="Event plan (YAML) to run and judge"
+    )
     group.add_argument(
         "--report-dir",
         env_var="LOADKIT_REPORT_DIR",
@@ -123,10 +126,12 @@ def _on_init(environment: Environment, runner: Any = None, web_ui: Any = None, *
     if getattr(opts, "mock_admin_token", None):
         mock = MockAdmin(opts.mock_url or host, opts.mock_admin_token)
     elif plan.mock is not None and plan.mock.seed is not None:
-        log.warning("loadkit: the plan seeds a mock platform but no --mock-admin-token was given; not seeding")
+        log.warning(
+            "loadkit: the plan seeds a mock platform but no --mock-admin-token was given; not seeding"
+        )
     report_dir = Path(opts.report_dir) if getattr(opts, "report_dir", None) else _default_report_dir(plan)
     role = "master" if isinstance(runner, MasterRunner) else "local"
-    _session = RunSession(plan, role=role, report_dir=report_dir, mock=mock)
+    _session = RunSession(plan, role=role, report_dir=report_dir, mock=mock, host=host)
 
     if environment.shape_class is None:
         shape = shape_for(plan)
@@ -166,7 +171,8 @@ def _on_start_message(environment: Environment, msg: Any, **_kw: Any) -> None:
     workers = max(1, int(data.get("workers", 1)))
     assert _session.pacer is not None
     _session.pacer.set_share(1.0 / workers)
-    _session.begin(float(data["t0"]))
+    index = max(0, getattr(environment.runner, "worker_index", 0)) % workers
+    _session.begin(float(data["t0"]), phase=(index + 0.5) / workers)
 
 
 def _sample_cpu() -> None:

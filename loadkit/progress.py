@@ -18,7 +18,9 @@ def progress_line(live: dict[str, Any]) -> str:
     late_share = (arrivals.get("late", 0) + arrivals.get("dropped", 0)) / scheduled if scheduled else 0.0
     name = stage.get("name", "-")
     if stage.get("index") is not None:
-        name = f"{name} {stage['index'] + 1}/{stage.get('count', '?')}" + (" [gate]" if stage.get("gate") else "")
+        name = f"{name} {stage['index'] + 1}/{stage.get('count', '?')}" + (
+            " [gate]" if stage.get("gate") else ""
+        )
     elapsed = stage.get("elapsed_s", 0.0)
     remaining = stage.get("remaining_s", 0.0)
     return (

@@ -30,8 +30,17 @@ def iso(epoch: float) -> str:
 
 
 class RunSession:
-    def __init__(self, plan: Plan, *, role: str, report_dir: Path | None, mock: MockAdmin | None) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        role: str,
+        report_dir: Path | None,
+        mock: MockAdmin | None,
+        host: str | None = None,
+    ) -> None:
         self.plan = plan
+        self.host = host
         self.role = role  # "local" | "master" | "worker"
         self.report_dir = report_dir
         self.mock = mock
@@ -54,8 +63,10 @@ class RunSession:
         )
         return self.pacer
 
-    def begin(self, t0: float) -> None:
-        """A new test starts: forget the previous one (the web UI can run several)."""
+    def begin(self, t0: float, *, phase: float = 0.5) -> None:
+        """A new test starts: forget the previous one (the web UI can run several).
+
+        `phase` offsets this process's arrival slots so that N workers interleave theirs."""
         self.t0 = t0
         self.started_at = time.time()
         self.recorder = Recorder(self.plan)
@@ -65,7 +76,7 @@ class RunSession:
         self.abort_reason = None
         self.summary = None
         if self.pacer is not None:
-            self.pacer.start(t0)
+            self.pacer.start(t0, phase=phase)
 
     def prepare_mock(self) -> None:
         """Reset and seed the mock (master/local, before users start)."""
@@ -153,6 +164,13 @@ class RunSession:
                 results["reconciliation"] = reconcile(results.get("seen", {}), audit, request_names)
             except MockAdminError as exc:
                 results["audit"] = {"ok": False, "violations": [f"audit unavailable: {exc}"], "totals": {}}
+        seen = results.get("seen", {})
+        run = {
+            "requests": sum(c.get("successes", 0) + c.get("errors", 0) for c in seen.values()),
+            "errors": sum(c.get("errors", 0) for c in seen.values()),
+            "seconds": round(finished - (self.t0 or finished), 3),
+        }
+        results["host"] = self.host
         start, end = self.gate_bounds()
         window = {"start": iso(start), "end": iso(min(end, finished))}
         self.summary = build_summary(
@@ -161,5 +179,6 @@ class RunSession:
             started_at=iso(self.started_at or finished),
             finished_at=iso(finished),
             window=window,
+            extra={"run": run},
         )
         return self.summary

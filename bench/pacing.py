@@ -1,0 +1,313 @@
+"""loadkit pacing and measurement costs, on one core.
+
+    .venv/bin/python bench/pacing.py            # everything (about 2 minutes)
+    .venv/bin/python bench/pacing.py record     # (a) only: cost of Recorder.record per request
+
+(a) Cost per request of loadkit's request listener (ticket lookup + Recorder.record) on top of a
+    bare Locust request-event listener, measured by firing Locust's request event in a loop.
+(b) Real Locust LocalRunners in child processes pinned to CPU 0 (taskset), against a raw asyncio
+    HTTP server on uvloop pinned to CPU 1 (fixed 2-byte keep-alive answer, far faster than one
+    Locust process, so Locust is what is measured):
+    - plain FastHttpUser flat out (wait_time constant(0)) vs the same class paced by loadkit with a
+      rate above what one core can do, loadkit's request listener recording every request;
+    - pacing accuracy, held/planned, at 200, 2,000 and rising rates until one core no longer holds
+      the rate (held < 99% of planned or more than 1% of arrivals late).
+Prints one line per figure and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
+
+
+# --- the target ------------------------------------------------------------------------------
+
+
+def serve() -> None:
+    """Raw asyncio HTTP/1.1 server: answers every request (no body expected) with RESPONSE."""
+    import asyncio
+    import signal
+
+    import uvloop
+
+    count = 0
+
+    class Http(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+            self.buffer = b""
+
+        def data_received(self, data: bytes) -> None:
+            nonlocal count
+            self.buffer += data
+            while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+                self.buffer = self.buffer[end + 4 :]
+                count += 1
+                self.transport.write(RESPONSE)  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Http, "127.0.0.1", 0, backlog=1024)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        print(count, flush=True)
+
+    uvloop.run(main())
+
+
+# --- (a) listener cost -----------------------------------------------------------------------
+
+
+def bench_record(n: int = 200_000) -> dict[str, float]:
+    import locust  # noqa: F401  (gevent monkey-patching first, as in a real run)
+    from locust.env import Environment
+    from locust.event import Events
+
+    from loadkit.measurement import Recorder
+    from loadkit.pacing import ArrivalPacer
+    from loadkit.plan import parse_plan
+
+    plan = parse_plan({"name": "bench", "stages": [{"duration": "1h", "qps": 1000, "gate": True}]})
+    recorder = Recorder(plan)
+    recorder.start(time.time())
+    pacer = ArrivalPacer(plan.qps_at, end_s=plan.duration_s)
+    names = [f"endpoint.{i}" for i in range(8)]
+
+    def bare(**_kw: object) -> None:
+        pass
+
+    def loadkit_listener(
+        name: str, response_time: float, exception: BaseException | None = None, context=None, **_kw: object
+    ) -> None:
+        ok = exception is None
+        recorder.record(
+            name,
+            t=time.time(),
+            response_ms=response_time,
+            lateness_s=pacer.lateness_of_current(),
+            ok=ok,
+            outcome=(context or {}).get("loadkit_outcome") if ok else None,
+            error=None if ok else f"{type(exception).__name__}: {exception}",
+        )
+
+    def fire_loop(events: Events) -> float:
+        fire = events.request.fire
+        context: dict[str, str] = {}
+        start = time.perf_counter()
+        for i in range(n):
+            fire(
+                request_type="GET",
+                name=names[i & 7],
+                response_time=3.0 + (i % 97) * 0.37,
+                response_length=2,
+                response=None,
+                context=context,
+                exception=None,
+                start_time=0.0,
+                url="/",
+            )
+        return (time.perf_counter() - start) / n * 1e6
+
+    bare_events = Events()
+    bare_events.request.add_listener(bare)
+    with_loadkit = Events()
+    with_loadkit.request.add_listener(bare)
+    with_loadkit.request.add_listener(loadkit_listener)
+    stats_env = Environment(events=Events())
+    stats_env.create_local_runner()  # registers Locust's own stats listener (RequestStats.log_request)
+    fire_loop(bare_events), fire_loop(with_loadkit)  # warm up
+    bare_us = min(fire_loop(bare_events) for _ in range(3))
+    loadkit_us = min(fire_loop(with_loadkit) for _ in range(3))
+    stats_us = min(fire_loop(stats_env.events) for _ in range(3))
+    t = time.time()
+    start = time.perf_counter()
+    for i in range(n):
+        recorder.record(names[i & 7], t=t, response_ms=3.0 + (i % 97) * 0.37, lateness_s=0.0, ok=True)
+    record_us = (time.perf_counter() - start) / n * 1e6
+    return {
+        "bare_fire_us": bare_us,
+        "loadkit_fire_us": loadkit_us,
+        "record_us": record_us,
+        "stats_us": stats_us,
+    }
+
+
+# --- (b) Locust runs -------------------------------------------------------------------------
+
+
+def locust_run(mode: str, port: int, rate: float, users: int, duration: float, warmup: float) -> dict:
+    """One LocalRunner in this process; returns requests/s in the steady window and pacer counts."""
+    import gevent
+    from locust import FastHttpUser, constant, task
+    from locust.env import Environment
+
+    from loadkit.measurement import Recorder
+    from loadkit.pacing import ArrivalPacer, install
+    from loadkit.plan import parse_plan
+
+    class Target(FastHttpUser):
+        host = f"http://127.0.0.1:{port}"
+        wait_time = constant(0)
+
+        @task
+        def get(self) -> None:
+            self.client.get("/", name="get")
+
+    env = Environment(user_classes=[Target])
+    runner = env.create_local_runner()
+    pacer = None
+    if mode == "paced":
+        plan = parse_plan({"name": "bench", "stages": [{"duration": "1h", "qps": rate, "gate": True}]})
+        pacer = ArrivalPacer(plan.qps_at, end_s=plan.duration_s)
+        recorder = Recorder(plan)
+        install(env.user_classes, pacer)
+
+        def on_request(name: str, response_time: float, exception=None, context=None, **_kw: object) -> None:
+            ok = exception is None
+            recorder.record(
+                name,
+                t=time.time(),
+                response_ms=response_time,
+                lateness_s=pacer.lateness_of_current(),
+                ok=ok,
+                outcome=(context or {}).get("loadkit_outcome") if ok else None,
+                error=None if ok else f"{type(exception).__name__}: {exception}",
+            )
+
+        env.events.request.add_listener(on_request)
+        t0 = time.time() + 0.2
+        recorder.start(t0)
+        pacer.start(t0)
+    runner.start(users, spawn_rate=users)
+    gevent.sleep(warmup)
+    n0, a0, t_start = env.stats.total.num_requests, pacer.counts() if pacer else None, time.time()
+    gevent.sleep(duration)
+    n1, a1, t_end = env.stats.total.num_requests, pacer.counts() if pacer else None, time.time()
+    failures = env.stats.total.num_failures
+    runner.quit()
+    out = {"mode": mode, "users": users, "rps": (n1 - n0) / (t_end - t_start), "failures": failures}
+    if pacer is not None and a0 and a1:
+        out.update({k: a1[k] - a0[k] for k in ("scheduled", "sent", "late", "dropped")})
+        out["planned"] = rate
+    return out
+
+
+def child(args: list[str], cpu: str | None) -> list[str]:
+    cmd = [sys.executable, __file__, *args]
+    return ["taskset", "-c", cpu, *cmd] if cpu is not None and shutil.which("taskset") else cmd
+
+
+def run_child(cpu: str | None, *args: str) -> dict:
+    done = subprocess.run(child(list(args), cpu), capture_output=True, text=True, timeout=120, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"child {args} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_locust(duration: float, warmup: float) -> None:
+    cpus = os.cpu_count() or 1
+    server_cpu, locust_cpu = ("1", "0") if cpus >= 2 else (None, None)
+    server = subprocess.Popen(child(["serve"], server_cpu), stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        print(f"server: raw asyncio/uvloop on 127.0.0.1:{port}, CPU {server_cpu}; locust on CPU {locust_cpu}")
+        url = f"http://127.0.0.1:{port}/"
+        if shutil.which("wrk"):
+            wrk = subprocess.run(
+                [*(["taskset", "-c", locust_cpu] if locust_cpu else []), "wrk", "-t1", "-c50", "-d3s", url],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            line = next((x for x in wrk.stdout.splitlines() if "Requests/sec" in x), "?")
+            print(f"server capacity (wrk, 1 thread, 50 connections): {line.split()[-1]} req/s")
+        common = ["--port", str(port), "--duration", str(duration), "--warmup", str(warmup)]
+        plain = run_child(locust_cpu, "locust", "--mode", "plain", "--users", "20", *common)
+        print(f"plain FastHttpUser flat out, 20 users:        {plain['rps']:8.0f} req/s")
+        paced = run_child(
+            locust_cpu, "locust", "--mode", "paced", "--rate", "50000", "--users", "20", *common
+        )
+        print(f"paced FastHttpUser asking 50,000/s, 20 users: {paced['rps']:8.0f} req/s")
+        print(f"paced / plain = {paced['rps'] / plain['rps']:.1%}  (goal >= 80%)")
+        print("pacing accuracy (held = requests/s over the steady window):")
+        rate, best = 200.0, None
+        rates = [200.0, 2000.0]
+        while rates:
+            rate = rates.pop(0)
+            users = max(20, int(rate * 0.01))
+            r = run_child(
+                locust_cpu, "locust", "--mode", "paced", "--rate", str(rate), "--users", str(users), *common
+            )
+            held = r["rps"] / rate
+            late = r["late"] / r["scheduled"] if r["scheduled"] else 0.0
+            ok = held >= 0.99 and late <= 0.01
+            print(
+                f"  planned {rate:7.0f}/s users {users:4d}: held {r['rps']:8.1f}/s = {held:6.1%} of plan,"
+                f" late {late:5.1%}, dropped {r['dropped']}, failures {r['failures']}"
+                f"  {'ok' if ok else 'NOT HELD'}"
+            )
+            if ok and rate >= 2000:
+                best = rate
+                rates.append(rate + 1000)
+            elif rate == 2000.0 and ok:
+                rates.append(3000.0)
+        print(f"highest rate held on one core (1,000/s steps): {best:.0f}/s" if best else "2,000/s not held")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="what")
+    sub.add_parser("record", help="(a) only")
+    sub.add_parser("serve", help="internal: the target server")
+    run = sub.add_parser("locust", help="internal: one Locust run")
+    run.add_argument("--mode", choices=["plain", "paced"], required=True)
+    run.add_argument("--port", type=int, required=True)
+    run.add_argument("--rate", type=float, default=0.0)
+    run.add_argument("--users", type=int, default=20)
+    run.add_argument("--duration", type=float, default=8.0)
+    run.add_argument("--warmup", type=float, default=2.0)
+    full = sub.add_parser("all", help="(a) and (b) (the default)")
+    full.add_argument("--duration", type=float, default=8.0, help="steady window per run, seconds")
+    full.add_argument("--warmup", type=float, default=2.0)
+    args = parser.parse_args()
+    if args.what == "serve":
+        serve()
+    elif args.what == "locust":
+        sys.path.insert(0, str(ROOT))
+        result = locust_run(args.mode, args.port, args.rate, args.users, args.duration, args.warmup)
+        print(json.dumps(result))
+    else:
+        sys.path.insert(0, str(ROOT))
+        a = bench_record()
+        print(
+            f"(a) request event fired with a bare listener: {a['bare_fire_us']:.2f} µs;"
+            f" with loadkit's listener too: {a['loadkit_fire_us']:.2f} µs"
+            f" (+{a['loadkit_fire_us'] - a['bare_fire_us']:.2f} µs per request);"
+            f" Recorder.record alone: {a['record_us']:.2f} µs;"
+            f" for scale, with Locust's own stats listener: {a['stats_us']:.2f} µs"
+        )
+        if args.what != "record":
+            bench_locust(getattr(args, "duration", 8.0), getattr(args, "warmup", 2.0))
+
+
+if __name__ == "__main__":
+    main()

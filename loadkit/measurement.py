@@ -1,0 +1,388 @@
+"""What the requests of a run did, per plan stage and endpoint, in a form workers can ship.
+
+One `Recorder` per process.  `record()` is called from Locust's request listener (the stats hot
+path, ~1-2 µs): it classifies the request into the plan stage its end time falls in and bumps
+counters and sparse HDR histograms.  A worker calls `take_delta()` in `report_to_master`; the
+master `merge()`s the deltas, so its figures equal what one process recording everything would
+have (percentiles come from merged histograms, never from averaged percentiles).  A recorder is
+either a delta source (worker) or an accumulator (local runner, master): `take_delta()` empties it.
+
+Plan time is `t - t0` with `t0` set by `start()`.  Requests before `start()`, before t0 or after the
+plan's end go to the "beyond" count: they are counted in `seen` (per endpoint, for reconciliation
+with the target's ledger) but in no stage.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from loadkit.histogram import LatencyHistogram, bucket_ms
+
+if TYPE_CHECKING:
+    from loadkit.plan import Plan
+
+WINDOW_S = 5  # latency percentiles of the time series are computed per 5-second window
+MAX_ERROR_KINDS = 200  # distinct (name, error) pairs kept; the rest are folded into one per name
+OTHER_ERRORS = "(other errors: too many distinct messages)"
+MAX_ERROR_CHARS = 300
+DELTA_VERSION = 1
+_PERCENTILES = [50.0, 95.0, 99.0]
+
+
+class DeltaError(ValueError):
+    """A worker's delta does not have the shape `take_delta()` produces."""
+
+
+class _Cell:
+    """Counters and histograms of one (stage, endpoint)."""
+
+    __slots__ = ("corrected", "count", "errors", "outcomes", "service", "successes")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.successes = 0
+        self.errors = 0
+        self.outcomes: dict[str, int] = {}
+        self.corrected = LatencyHistogram()
+        self.service = LatencyHistogram()
+
+
+class Recorder:
+    """Per stage × endpoint counts, outcomes, corrected and service latency; time series; errors."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self._bounds: list[tuple[float, float]] = []
+        for index, stage in enumerate(plan.stages):
+            start = float(plan.stage_start(index))
+            self._bounds.append((start, start + float(stage.duration_s)))
+        self._t0: float | None = None
+        # cached bounds of the stage the last request fell in: most requests hit the same one
+        self._cur_lo = self._cur_hi = 0.0
+        self._cur_index = -1
+        self._reset_figures()
+
+    def _reset_figures(self) -> None:
+        self._cells: dict[tuple[int, str], _Cell] = {}
+        self._seen: dict[str, list[int]] = {}  # name -> [successes, errors], whole run
+        self._beyond = 0
+        self._seconds: dict[int, list[int]] = {}  # second of plan time -> [successes, errors]
+        self._windows: dict[int, LatencyHistogram] = {}  # 5-s window -> corrected latency
+        self._errors: dict[tuple[str, str], int] = {}
+        self._window_cache: dict[int, tuple[int, dict[float, float | None]]] = {}
+
+    @property
+    def t0(self) -> float | None:
+        return self._t0
+
+    def start(self, t0: float) -> None:
+        """Set plan time 0 (epoch seconds, the pacer's t0); requests are classified from now on."""
+        self._t0 = float(t0)
+        self._cur_lo = self._cur_hi = 0.0
+        self._cur_index = -1
+
+    # --- hot path --------------------------------------------------------------------------
+
+    def record(
+        self,
+        name: str,
+        *,
+        t: float,
+        response_ms: float,
+        lateness_s: float = 0.0,
+        ok: bool,
+        outcome: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Count one finished request.
+
+        ``t`` is the epoch time it ended, ``response_ms`` its response time, ``lateness_s`` the
+        lateness of the arrival ticket of the task that sent it (``ArrivalPacer.lateness_of_current``).
+        ``ok`` False is an error (``error`` is its message); ``ok`` with an ``outcome`` is an
+        expected business outcome, a success counted apart.
+        """
+        seen = self._seen.get(name)
+        if seen is None:
+            seen = self._seen[name] = [0, 0]
+        if ok:
+            seen[0] += 1
+        else:
+            seen[1] += 1
+            self._count_error(name, error, 1)
+        t0 = self._t0
+        if t0 is None:
+            self._beyond += 1
+            return
+        rel = t - t0
+        if self._cur_lo <= rel < self._cur_hi:
+            index = self._cur_index
+        else:
+            index = self._locate(rel)
+            if index < 0:
+                self._beyond += 1
+                return
+        cell = self._cells.get((index, name))
+        if cell is None:
+            cell = self._cells[index, name] = _Cell()
+        cell.count += 1
+        second = int(rel)
+        per_second = self._seconds.get(second)
+        if per_second is None:
+            per_second = self._seconds[second] = [0, 0]
+        if ok:
+            cell.successes += 1
+            per_second[0] += 1
+            if outcome:
+                cell.outcomes[outcome] = cell.outcomes.get(outcome, 0) + 1
+        else:
+            cell.errors += 1
+            per_second[1] += 1
+        corrected = bucket_ms(response_ms + lateness_s * 1000.0)
+        cell.corrected.record_us_bucket(corrected)
+        cell.service.record_us_bucket(bucket_ms(response_ms))
+        window = self._windows.get(second // WINDOW_S)
+        if window is None:
+            window = self._windows[second // WINDOW_S] = LatencyHistogram()
+        window.record_us_bucket(corrected)
+
+    def _locate(self, rel: float) -> int:
+        found = self.plan.stage_at(rel) if rel >= 0 else None
+        if found is None:
+            return -1
+        index = int(found[0])
+        self._cur_lo, self._cur_hi = self._bounds[index]
+        self._cur_index = index
+        return index
+
+    def _count_error(self, name: str, error: str | None, n: int) -> None:
+        message = (error or "error")[:MAX_ERROR_CHARS]
+        key = (name, message)
+        if key not in self._errors and len(self._errors) >= MAX_ERROR_KINDS:
+            key = (name, OTHER_ERRORS)
+        self._errors[key] = self._errors.get(key, 0) + n
+
+    # --- worker -> master ------------------------------------------------------------------
+
+    def take_delta(self) -> dict[str, Any]:
+        """Everything recorded since the last call, msgpack-friendly (str keys, lists, numbers,
+        encoded histograms); the recorder starts again from zero."""
+        delta = {
+            "v": DELTA_VERSION,
+            "cells": [
+                [
+                    index,
+                    name,
+                    cell.count,
+                    cell.successes,
+                    cell.errors,
+                    dict(cell.outcomes),
+                    cell.corrected.encode(),
+                    cell.service.encode(),
+                ]
+                for (index, name), cell in self._cells.items()
+            ],
+            "seen": {name: list(counts) for name, counts in self._seen.items()},
+            "beyond": self._beyond,
+            "seconds": [[second, s, e] for second, (s, e) in self._seconds.items()],
+            "windows": [[w, hist.encode()] for w, hist in self._windows.items()],
+            "errors": [[name, error, n] for (name, error), n in self._errors.items()],
+        }
+        self._reset_figures()
+        return delta
+
+    def merge(self, delta: dict[str, Any]) -> None:
+        """Add a worker's `take_delta()` into this recorder; raises DeltaError if it is malformed."""
+        try:
+            if delta.get("v") != DELTA_VERSION:
+                raise DeltaError(f"unknown loadkit delta version {delta.get('v')!r}")
+            cells = [
+                (
+                    int(i),
+                    str(n),
+                    int(c),
+                    int(s),
+                    int(e),
+                    dict(o),
+                    LatencyHistogram.decode(hc),
+                    LatencyHistogram.decode(hs),
+                )
+                for i, n, c, s, e, o, hc, hs in delta["cells"]
+            ]
+            windows = [(int(w), LatencyHistogram.decode(h)) for w, h in delta["windows"]]
+            seen = {str(name): (int(s), int(e)) for name, (s, e) in delta["seen"].items()}
+            seconds = [(int(sec), int(s), int(e)) for sec, s, e in delta["seconds"]]
+            errors = [(str(name), str(error), int(n)) for name, error, n in delta["errors"]]
+            beyond = int(delta["beyond"])
+        except DeltaError:
+            raise
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise DeltaError(f"malformed loadkit delta: {exc!r}") from exc
+        for index, name, count, successes, errors_n, outcomes, corrected, service in cells:
+            cell = self._cells.get((index, name))
+            if cell is None:
+                cell = self._cells[index, name] = _Cell()
+            cell.count += count
+            cell.successes += successes
+            cell.errors += errors_n
+            for outcome, n in outcomes.items():
+                cell.outcomes[str(outcome)] = cell.outcomes.get(str(outcome), 0) + int(n)
+            cell.corrected.add(corrected)
+            cell.service.add(service)
+        for w, hist in windows:
+            window = self._windows.get(w)
+            if window is None:
+                window = self._windows[w] = LatencyHistogram()
+            window.add(hist)
+        for name, (s, e) in seen.items():
+            mine = self._seen.setdefault(name, [0, 0])
+            mine[0] += s
+            mine[1] += e
+        for second, s, e in seconds:
+            mine = self._seconds.setdefault(second, [0, 0])
+            mine[0] += s
+            mine[1] += e
+        for name, error, n in errors:
+            self._count_error(name, error, n)
+        self._beyond += beyond
+
+    # --- figures ---------------------------------------------------------------------------
+
+    def results(self, arrivals: dict[str, Any], generator: dict[str, Any]) -> dict[str, Any]:
+        """The figures of summary.json over the gate stages (all stages if the plan marks none).
+
+        ``arrivals`` (summed pacer counts) and ``generator`` (CPU, workers) are passed through.
+        The time series runs from plan second 0 to the last second with a request.
+        """
+        weights = {i: self._bounds[i][1] - self._bounds[i][0] for i in self._gates()}
+        out = self._figures(weights)
+        last = max(self._seconds, default=-1) + 1
+        out["timeseries"] = self._timeseries(min(last, math.ceil(self.plan.duration_s)))
+        out["arrivals"] = dict(arrivals)
+        out["generator"] = dict(generator)
+        return out
+
+    def live(self, now: float, *, lag_s: float = 0.0) -> dict[str, Any]:
+        """The same figures so far: over the elapsed part of the gate stages once the first has
+        begun, else over the run so far; plus ``qps_now``, successes per second over the last
+        5 complete seconds.  ``lag_s`` shifts that window back (a master gets worker figures up
+        to one report interval, 3 s, late)."""
+        if self._t0 is None:
+            out = self._figures({})
+            out["timeseries"] = self._timeseries(0)
+            out["qps_now"] = 0.0
+            return out
+        rel = min(now - self._t0, self.plan.duration_s)
+        gates = self._gates()
+        gate_begun = any(self._bounds[i][0] <= rel for i in gates)
+        stages = gates if gate_begun else range(len(self._bounds))
+        weights = {
+            i: min(max(rel - self._bounds[i][0], 0.0), self._bounds[i][1] - self._bounds[i][0])
+            for i in stages
+        }
+        out = self._figures({i: w for i, w in weights.items() if w > 0})
+        out["timeseries"] = self._timeseries(max(0, math.ceil(rel)))
+        end = math.floor(now - self._t0 - lag_s)
+        recent = sum(self._seconds.get(s, (0, 0))[0] for s in range(end - WINDOW_S, end))
+        out["qps_now"] = round(recent / WINDOW_S, 3)
+        return out
+
+    def _gates(self) -> list[int]:
+        return list(self.plan.gate_stages()) or list(range(len(self._bounds)))
+
+    def _figures(self, weights: dict[int, float]) -> dict[str, Any]:
+        """Aggregate and per-endpoint figures over the stages in ``weights`` ({index: seconds})."""
+        seconds = sum(weights.values())
+        planned = sum(
+            self.plan.arrivals_between(self._bounds[i][0], self._bounds[i][0] + w) for i, w in weights.items()
+        )
+        per_name: dict[str, _Cell] = {}
+        for (index, name), cell in self._cells.items():
+            if index in weights:
+                acc = per_name.get(name)
+                if acc is None:
+                    acc = per_name[name] = _Cell()
+                _add_cell(acc, cell)
+        total = _Cell()
+        for cell in per_name.values():
+            _add_cell(total, cell)
+        stages = self.plan.stages
+        return {
+            "window": {"seconds": round(seconds, 3), "stages": [stages[i].name for i in sorted(weights)]},
+            "qps": {
+                "target": round(planned / seconds, 3) if seconds else 0.0,
+                "held": round(total.successes / seconds, 3) if seconds else 0.0,
+            },
+            "latency_ms": total.corrected.summary_ms(),
+            "latency_ms_service": total.service.summary_ms(),
+            "error_rate": _rate(total.errors, total.count),
+            "requests": {
+                "count": total.count,
+                "successes": total.successes,
+                "errors": total.errors,
+                "expected_outcomes": sum(total.outcomes.values()),
+            },
+            "outcomes": dict(sorted(total.outcomes.items())),
+            "endpoints": {
+                name: {
+                    "requests": cell.count,
+                    "successes": cell.successes,
+                    "errors": cell.errors,
+                    "error_rate": _rate(cell.errors, cell.count),
+                    "qps_held": round(cell.successes / seconds, 3) if seconds else 0.0,
+                    "latency_ms": cell.corrected.summary_ms(),
+                    "latency_ms_service": cell.service.summary_ms(),
+                    "outcomes": dict(sorted(cell.outcomes.items())),
+                }
+                for name, cell in sorted(per_name.items())
+            },
+            "errors": [
+                {"name": name, "error": error, "occurrences": n}
+                for (name, error), n in sorted(self._errors.items(), key=lambda kv: (-kv[1], kv[0]))
+            ],
+            "seen": {name: {"successes": s, "errors": e} for name, (s, e) in sorted(self._seen.items())},
+            "beyond": self._beyond,
+        }
+
+    def _timeseries(self, n: int) -> dict[str, Any]:
+        """Per second of plan time 0..n-1: successes (qps), errors, planned arrivals (target_qps),
+        and corrected p50/p95/p99 of the 5-s window the second falls in (repeated for each of
+        its seconds; None when the window has no request)."""
+        duration = self.plan.duration_s
+        series: dict[str, Any] = {"interval_s": 1, "t": list(range(n))}
+        counts = [self._seconds.get(s, (0, 0)) for s in range(n)]
+        series["qps"] = [c[0] for c in counts]
+        series["errors"] = [c[1] for c in counts]
+        series["target_qps"] = [
+            round(self.plan.arrivals_between(s, min(s + 1.0, duration)), 3) if s < duration else 0.0
+            for s in range(n)
+        ]
+        per_window = {w: self._window_percentiles(w) for w in range((n + WINDOW_S - 1) // WINDOW_S)}
+        for p, key in zip(_PERCENTILES, ("p50", "p95", "p99"), strict=True):
+            series[key] = [per_window[s // WINDOW_S][p] for s in range(n)]
+        return series
+
+    def _window_percentiles(self, w: int) -> dict[float, float | None]:
+        hist = self._windows.get(w)
+        if hist is None:
+            return dict.fromkeys(_PERCENTILES)
+        cached = self._window_cache.get(w)
+        if cached is not None and cached[0] == hist.count:
+            return cached[1]
+        values = hist.percentiles_ms(_PERCENTILES)
+        self._window_cache[w] = (hist.count, values)
+        return values
+
+
+def _add_cell(into: _Cell, cell: _Cell) -> None:
+    into.count += cell.count
+    into.successes += cell.successes
+    into.errors += cell.errors
+    for outcome, n in cell.outcomes.items():
+        into.outcomes[outcome] = into.outcomes.get(outcome, 0) + n
+    into.corrected.add(cell.corrected)
+    into.service.add(cell.service)
+
+
+def _rate(part: int, whole: int) -> float:
+    return round(part / whole, 6) if whole else 0.0

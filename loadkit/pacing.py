@@ -1,0 +1,286 @@
+"""Open-model arrivals: tasks start at the plan's rate, whoever is free takes the next ticket.
+
+There is no dispatcher greenlet.  The pacer keeps the intended time of the next arrival slot; each
+``take()`` claims that slot and computes the one after it, so free users queue up on successive
+slots and sleep until theirs.  When no user was free at a slot's time, the next ``take()`` gets it
+late and the lateness is remembered for the calling greenlet: the request listener adds it to the
+response time (wrk2's coordinated-omission correction).
+
+Times are seconds on a shared epoch clock (``time.time()``) so that workers started by one master
+pace the same schedule; plan time is ``time.time() - t0``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import gevent
+import gevent.event
+
+# The schedule integrates the rate with the midpoint rule over steps of at most 20 ms, halved
+# (down to 10 µs) where midpoint and trapezoid disagree by more than 0.001 arrival: exact on
+# linear ramps, and a stage edge shifts the schedule by at most ~0.001 arrival.
+_STEP_S = 0.02
+_MIN_STEP_S = 1e-5
+_TOLERANCE = 0.001
+# How finely a stretch of zero rate is searched for the instant the rate becomes positive.
+_ZERO_SCAN_S = 0.05
+_ZERO_BISECT_S = 1e-4
+# Without an end, give up searching for a positive rate after this long (then block forever).
+_ZERO_HORIZON_S = 7 * 24 * 3600.0
+_BLOCK_S = 3600.0
+
+
+class ArrivalPacer:
+    """Hands out arrival tickets at ``rate_at(t) × share`` per second of plan time.
+
+    ``rate_at(t)`` is the plan-wide arrival rate at ``t`` seconds from t0 (``Plan.qps_at``); this
+    process paces its ``share`` of it (the master tells each of N workers 1/N).  ``arrivals`` is
+    "constant" (evenly spaced) or "poisson" (exponential gaps, time-rescaled so ramps hold).  A slot
+    taken more than ``late_after_s`` after its intended time counts as late; one nobody took within
+    ``drop_after_s`` is skipped and counted as dropped.  No arrivals at or after ``end_s``.
+    """
+
+    def __init__(
+        self,
+        rate_at: Callable[[float], float],
+        *,
+        share: float = 1.0,
+        arrivals: str = "constant",
+        late_after_s: float = 0.010,
+        drop_after_s: float = 5.0,
+        end_s: float | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if arrivals not in ("constant", "poisson"):
+            raise ValueError(f"arrivals must be 'constant' or 'poisson', got {arrivals!r}")
+        if not late_after_s >= 0 or not drop_after_s > 0:
+            raise ValueError("late_after_s must be >= 0 and drop_after_s > 0")
+        if end_s is not None and not end_s >= 0:
+            raise ValueError(f"end_s must be >= 0 or None, got {end_s!r}")
+        self._rate_at = rate_at
+        self._share = self._check_share(share)
+        self._poisson = arrivals == "poisson"
+        self.late_after_s = float(late_after_s)
+        self.drop_after_s = float(drop_after_s)
+        self.end_s = None if end_s is None else float(end_s)
+        self._random = random.Random(seed)
+        self._started = gevent.event.Event()
+        self._t0 = 0.0
+        self._next: float | None = None  # plan time of the next unclaimed slot; None = no more
+        self._tickets: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+        self.sent = 0
+        self.late = 0
+        self.dropped = 0
+        # running integral of rate×share for counts()["scheduled"]
+        self._integral_t = 0.0
+        self._integral = 0.0
+        self._phase = 0.5
+
+    @staticmethod
+    def _check_share(share: float) -> float:
+        if not (isinstance(share, int | float) and 0 < share <= 1):
+            raise ValueError(f"share must be in (0, 1], got {share!r}")
+        return float(share)
+
+    @property
+    def t0(self) -> float | None:
+        """Epoch seconds of plan time 0, None before :meth:`start`."""
+        return self._t0 if self._started.is_set() else None
+
+    @property
+    def share(self) -> float:
+        return self._share
+
+    def set_share(self, share: float) -> None:
+        """Pace this fraction of the plan's rate from now on (1/N on each of N workers)."""
+        self._share = self._check_share(share)
+
+    def start(self, t0: float, *, phase: float = 0.5) -> None:
+        """Start (or restart) the schedule at epoch ``t0``; wakes users waiting for a ticket.
+
+        The first slot lands ``phase`` of a gap after t0 (constant arrivals): worker i of N passes
+        (i + 0.5) / N so that the workers' evenly spaced slots interleave instead of coinciding.
+        """
+        if not 0 <= phase <= 1:
+            raise ValueError(f"phase must be in [0, 1], got {phase!r}")
+        self._t0 = float(t0)
+        self._integral_t = 0.0
+        self._integral = 0.0
+        self.sent = self.late = self.dropped = 0
+        self._tickets.clear()
+        self._phase = float(phase)
+        self._next = self._advance(0.0, first=True)
+        self._started.set()
+
+    def take(self) -> float:
+        """Block the calling greenlet until its arrival's intended time; return its lateness (s ≥ 0).
+
+        Called from a user's ``wait_time``, so Locust can kill the user while it waits.  After the
+        last arrival this blocks until the greenlet is killed (the shape stops the run).
+        """
+        self._started.wait()
+        while True:
+            slot = self._next
+            if slot is None:
+                self._tickets.pop(gevent.getcurrent(), None)
+                while True:
+                    gevent.sleep(_BLOCK_S)
+            self._next = self._advance(slot)
+            now = time.time() - self._t0
+            if slot > now:
+                gevent.sleep(slot - now)
+                lateness = time.time() - self._t0 - slot
+                lateness = lateness if lateness > 0.0 else 0.0
+            else:
+                lateness = now - slot
+                if lateness > self.drop_after_s:
+                    self.dropped += 1
+                    continue
+            self.sent += 1
+            if lateness > self.late_after_s:
+                self.late += 1
+            self._tickets[gevent.getcurrent()] = lateness
+            return lateness
+
+    def lateness_of_current(self) -> float:
+        """Lateness (s) of the ticket the current greenlet last took; 0.0 for unpaced greenlets."""
+        return self._tickets.get(gevent.getcurrent(), 0.0)
+
+    def counts(self, now: float | None = None) -> dict[str, int]:
+        """This process's arrivals: scheduled (due by now per the rate integral), sent, late, dropped."""
+        scheduled = 0
+        if self._started.is_set():
+            t = (time.time() if now is None else now) - self._t0
+            if self.end_s is not None:
+                t = min(t, self.end_s)
+            self._integrate_to(t)
+            # constant slots sit at (k + phase) gaps, so k arrivals are due once the integral passes
+            # k - 1 + phase; for poisson this is the expected count, rounded the same way
+            scheduled = max(0, math.floor(self._integral + 1.0 - self._phase + 1e-9))
+        return {"scheduled": scheduled, "sent": self.sent, "late": self.late, "dropped": self.dropped}
+
+    def _rate(self, t: float) -> float:
+        r = self._rate_at(t)
+        return r * self._share if r > 0 else 0.0
+
+    def _integrate_to(self, t: float) -> None:
+        a = self._integral_t
+        while a < t:
+            b = min(a + _STEP_S, t)
+            self._integral += self._rate((a + b) / 2) * (b - a)
+            a = b
+        self._integral_t = max(a, self._integral_t)
+
+    def _advance(self, t: float, *, first: bool = False) -> float | None:
+        """Plan time of the slot after ``t``: where the rate integral from ``t`` reaches one arrival
+        (constant) or an Exp(1) draw (poisson).  None when that is at or past ``end_s``."""
+        need = self._random.expovariate(1.0) if self._poisson else 1.0
+        if first and not self._poisson:
+            need = self._phase
+        end = self.end_s
+        while True:
+            if end is not None and t >= end:
+                return None
+            r = self._rate(t)
+            if r <= 0.0:
+                found = self._skip_zero(t)
+                if found is None:
+                    return None
+                t = found
+                continue
+            step = min(need / r, _STEP_S)
+            while True:  # halve the step until the rate is linear enough over it (stage edges)
+                mid = self._rate(t + step / 2)
+                trapezoid = (r + self._rate(t + step)) / 2
+                if abs(mid - trapezoid) * step <= _TOLERANCE or step <= _MIN_STEP_S:
+                    break
+                step /= 2
+            area = mid * step
+            if area >= need:
+                slot = t + need / mid
+                return None if end is not None and slot >= end else slot
+            need -= area
+            t += step
+
+    def _skip_zero(self, t: float) -> float | None:
+        """First plan time after ``t`` with a positive rate (to ~0.1 ms), None if none before the end."""
+        limit = self.end_s if self.end_s is not None else t + _ZERO_HORIZON_S
+        lo = t
+        hi = t + _ZERO_SCAN_S
+        while self._rate(hi) <= 0.0:
+            if hi >= limit:
+                return None
+            lo, hi = hi, min(hi + _ZERO_SCAN_S, limit)
+        while hi - lo > _ZERO_BISECT_S:
+            mid = (lo + hi) / 2
+            if self._rate(mid) > 0.0:
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+
+def install(user_classes: Iterable[type], pacer: ArrivalPacer) -> None:
+    """Make every user class paced by ``pacer`` (unless it sets ``loadkit_paced = False``).
+
+    Each task iteration starts from a ticket: ``wait_time`` takes one and returns 0 (Locust calls it
+    inside ``User.wait()`` with the user in WAITING state, so a stop kills the user cleanly while it
+    waits).  Locust runs the first task right after ``on_start`` without calling ``wait_time``, so
+    ``on_start`` is wrapped to end with ``self.wait()``, i.e. one more ticket taken the same way.
+    Only the given classes are changed; installing twice is harmless (the newest pacer wins).  An
+    opted-out subclass of a paced class gets its parent's original wait_time and on_start back.
+    A nested TaskSet that defines its own ``wait_time`` keeps it (its tasks are not paced).
+    """
+    classes = list(user_classes)
+    for cls in classes:
+        if getattr(cls, "loadkit_paced", True) is not False:
+            cls.wait_time = _paced_wait_time(pacer, _original(cls, "wait_time"))
+            cls.on_start = _paced_on_start(_original(cls, "on_start"))
+    for cls in classes:
+        if getattr(cls, "loadkit_paced", True) is False:
+            for attr in ("wait_time", "on_start"):
+                original = _original(cls, attr)
+                if _inherited(cls, attr) is not original:
+                    setattr(cls, attr, original)
+
+
+def _inherited(cls: type, attr: str) -> Any:
+    """The raw class attribute (no method binding) that ``cls.attr`` resolves to."""
+    for klass in cls.__mro__:
+        if attr in klass.__dict__:
+            return klass.__dict__[attr]
+    raise TypeError(f"{cls.__name__} has no {attr}: not a Locust User class")
+
+
+def _original(cls: type, attr: str) -> Any:
+    """``cls.attr`` as the user wrote it: our wrapper (on it or a parent) replaced by what it wraps."""
+    found = _inherited(cls, attr)
+    return getattr(found, "loadkit_original", found)
+
+
+def _paced_wait_time(pacer: ArrivalPacer, original: Any) -> Callable[[Any], float]:
+    def wait_time(user: Any) -> float:
+        pacer.take()
+        return 0.0
+
+    wait_time.loadkit_pacer = pacer  # type: ignore[attr-defined]
+    wait_time.loadkit_original = original  # type: ignore[attr-defined]
+    return wait_time
+
+
+def _paced_on_start(original: Callable[[Any], None]) -> Callable[[Any], None]:
+    def on_start(user: Any) -> None:
+        original(user)
+        # Only the wrapper of the user's own class waits: a subclass calling super().on_start()
+        # reaches a parent's wrapper, which must not take a second ticket.
+        if type(user).on_start is on_start:
+            user.wait()
+
+    on_start.loadkit_original = original  # type: ignore[attr-defined]
+    return on_start

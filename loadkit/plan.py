@@ -1,0 +1,527 @@
+"""Event plans: the YAML contract between people and the harness, loaded into frozen dataclasses.
+
+A plan mistake must be fixable from the message alone, so every `PlanError` names the file, the key
+path (`stages[2].qps`) and what was expected; unknown keys are errors too (a typo such as
+`qps_mni` silently ignored would judge a run against no budget at all), with a "did you mean".
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from loadkit.durations import parse_duration
+
+PERCENTILE_KEYS = ("p50", "p90", "p95", "p99", "max")
+ARRIVALS = ("constant", "poisson")
+DEFAULT_LATENCY_S = 0.5
+MIN_LATENCY_S = 0.1
+
+
+class PlanError(Exception):
+    """A plan that cannot be used; the message says where (file, key) and what was expected."""
+
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None) -> None:
+        super().__init__(message)
+        self.file = file
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    duration_s: float
+    qps_from: float
+    qps_to: float
+    users: int | None
+    gate: bool
+
+    @property
+    def peak_qps(self) -> float:
+        return max(self.qps_from, self.qps_to)
+
+
+@dataclass(frozen=True)
+class LatencyBudget:
+    """Milliseconds; None means no budget for that figure."""
+
+    p50: float | None = None
+    p90: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    max: float | None = None
+
+    def items(self) -> list[tuple[str, float]]:
+        """The budgets that are set, in percentile order."""
+        return [(k, v) for k in PERCENTILE_KEYS if (v := getattr(self, k)) is not None]
+
+
+@dataclass(frozen=True)
+class EndpointBudget:
+    qps_min: float | None = None
+    latency_ms: LatencyBudget = field(default_factory=LatencyBudget)
+    error_rate_max: float | None = None
+
+
+@dataclass(frozen=True)
+class Budgets:
+    qps_min: float | None = None
+    latency_ms: LatencyBudget = field(default_factory=LatencyBudget)
+    error_rate_max: float | None = None
+    endpoints: Mapping[str, EndpointBudget] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AbortRule:
+    error_rate: float
+    for_s: float
+
+
+@dataclass(frozen=True)
+class Safety:
+    allow_hosts: tuple[str, ...] | None = None
+    max_qps: float | None = None
+    abort_on: AbortRule | None = None
+
+
+@dataclass(frozen=True)
+class MockSetup:
+    seed: Mapping[str, Any] | None
+    audit: bool
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    locustfile: Path | None
+    host: str | None
+    stages: tuple[Stage, ...]
+    budgets: Budgets
+    safety: Safety
+    mock: MockSetup | None
+    arrivals: str
+    source: Path | None
+    raw: Mapping[str, Any]
+    duration_s: float = field(init=False)
+    _starts: tuple[float, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        starts, t = [], 0.0
+        for stage in self.stages:
+            starts.append(t)
+            t += stage.duration_s
+        object.__setattr__(self, "_starts", tuple(starts))
+        object.__setattr__(self, "duration_s", t)
+
+    def stage_start(self, index: int) -> float:
+        """Seconds from the start of the run to the start of stage `index`."""
+        return self._starts[index]
+
+    def stage_at(self, t: float) -> tuple[int, Stage] | None:
+        """The stage running at `t` seconds from the start; None before 0 and from the end on."""
+        if t < 0 or t >= self.duration_s:
+            return None
+        for index in range(len(self.stages) - 1, -1, -1):
+            if t >= self._starts[index]:
+                return index, self.stages[index]
+        return None
+
+    def qps_at(self, t: float) -> float:
+        """Planned arrival rate at `t`: constant, or linear from qps_from to qps_to inside a ramp."""
+        found = self.stage_at(t)
+        if found is None:
+            return 0.0
+        index, stage = found
+        return _rate(stage, t - self._starts[index])
+
+    def arrivals_between(self, t0: float, t1: float) -> float:
+        """Planned arrivals in [t0, t1]: the exact integral of the piecewise-linear rate (0 if t1 <= t0)."""
+        total = 0.0
+        for index, stage in enumerate(self.stages):
+            start = self._starts[index]
+            a = max(t0, start) - start
+            b = min(t1, start + stage.duration_s) - start
+            if b > a:
+                total += (b - a) * (_rate(stage, a) + _rate(stage, b)) / 2.0
+        return total
+
+    def gate_stages(self) -> list[int]:
+        """Indices of the judged stages. A plan that marks none is judged on its last stage (the
+        usual warmup -> ramp -> hold shape), so a plan without `gate:` still gives a verdict."""
+        marked = [i for i, s in enumerate(self.stages) if s.gate]
+        return marked or [len(self.stages) - 1]
+
+    def gate_seconds(self) -> float:
+        return sum(self.stages[i].duration_s for i in self.gate_stages())
+
+    def users_for(self, index: int) -> int:
+        """The user pool for stage `index`: its `users`, else derived by Little's law.
+
+        An open model needs as many free users as arrivals in flight: rate x time per task. The
+        time is taken as the p99 latency budget (0.5 s without one, never under 0.1 s), doubled for
+        tasks slower than budget, plus 2 so a low-rate stage still has spare users. Too small a
+        pool shows up as late arrivals (an inconclusive verdict), never as a false pass.
+        """
+        stage = self.stages[index]
+        if stage.users is not None:
+            return stage.users
+        p99_ms = self.budgets.latency_ms.p99
+        latency_s = p99_ms / 1000.0 if p99_ms is not None else DEFAULT_LATENCY_S
+        return max(1, math.ceil(stage.peak_qps * max(latency_s, MIN_LATENCY_S) * 2) + 2)
+
+    def peak_qps(self) -> float:
+        return max(s.peak_qps for s in self.stages)
+
+
+def _rate(stage: Stage, offset: float) -> float:
+    if stage.qps_from == stage.qps_to or stage.duration_s <= 0:
+        return stage.qps_from
+    return stage.qps_from + (stage.qps_to - stage.qps_from) * offset / stage.duration_s
+
+
+# --- loading --------------------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML with two changes: timestamps stay the strings written (seed times such as
+    `2026-01-01 00:00:00` must reach the mock as written, and `raw` must stay JSON-safe), and a
+    key repeated in one mapping is an error (the second would silently win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
+
+
+def _read_document(path: Path, label: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError(f"{label}: no such file", file=label) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanError(f"{label}: cannot read: {exc}", file=label) from None
+    try:
+        return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PlanError(f"{label}: {where}invalid YAML: {problem}", file=label) from None
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read, validate and resolve the plan at `path` (raises PlanError, never anything else)."""
+    path = Path(path)
+    return parse_plan(_read_document(path, str(path)), source=path)
+
+
+def parse_plan(data: Any, source: str | Path | None = None) -> Plan:
+    """Validate an already-loaded plan document; relative paths resolve against `source`'s folder."""
+    source = Path(source) if source is not None else None
+    return _Parser(source).plan(data)
+
+
+class _Parser:
+    def __init__(self, source: Path | None) -> None:
+        self.source = source
+        self.label = str(source) if source is not None else "plan"
+        self.base = source.parent if source is not None else Path.cwd()
+
+    # --- reporting ---
+
+    def error(self, key: str, expected: str, value: Any = ..., *, got: str | None = None) -> PlanError:
+        if got is None and value is not ...:
+            got = f"got {_show(value)}"
+        detail = f"expected {expected}" + (f", {got}" if got else "")
+        where = f"{self.label}: {key}" if key else self.label
+        return PlanError(f"{where}: {detail}", file=self.label, key=key or None)
+
+    def mapping(self, value: Any, key: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
+        if not isinstance(value, Mapping):
+            raise self.error(key, f"a mapping with keys {', '.join(allowed)}", value)
+        for k in value:
+            if k not in allowed:
+                sub = _join(key, str(k))
+                hint = difflib.get_close_matches(str(k), allowed, n=1, cutoff=0.6)
+                tip = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise PlanError(
+                    f"{self.label}: {sub}: unknown key {k!r}{tip}; expected one of: {', '.join(allowed)}",
+                    file=self.label,
+                    key=sub,
+                )
+        for k in required:
+            if k not in value:
+                raise PlanError(
+                    f"{self.label}: {_join(key, k)}: required key is missing",
+                    file=self.label,
+                    key=_join(key, k),
+                )
+        return dict(value)
+
+    def number(
+        self, value: Any, key: str, *, low: float = 0.0, high: float | None = None, strict: bool = False
+    ) -> float:
+        if high is not None:
+            expected = f"a number from {low:g} to {high:g}"
+        else:
+            expected = f"a number > {low:g}" if strict else f"a number ≥ {low:g}"
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise self.error(key, expected, value)
+        if value < low or (strict and value == low) or (high is not None and value > high):
+            raise self.error(key, expected, value)
+        return float(value)
+
+    def optional(self, data: Mapping, name: str, key: str, convert: Callable[[Any, str], Any]) -> Any:
+        value = data.get(name)
+        return None if value is None else convert(value, _join(key, name))
+
+    def duration(self, value: Any, key: str, *, positive: bool) -> float:
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            raise PlanError(f"{self.label}: {key}: {exc}", file=self.label, key=key) from None
+        if positive and seconds <= 0:
+            raise self.error(key, "a duration > 0", value)
+        return seconds
+
+    def text(self, value: Any, key: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(key, "a non-empty string", value)
+        return value.strip()
+
+    def flag(self, value: Any, key: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.error(key, "true or false", value)
+        return value
+
+    # --- sections ---
+
+    def plan(self, data: Any) -> Plan:
+        if data is None:
+            raise self.error(
+                "", "a YAML mapping with name, stages, budgets, ...", got="the document is empty"
+            )
+        top = self.mapping(
+            data,
+            "",
+            ("name", "locustfile", "host", "stages", "budgets", "safety", "mock", "arrivals"),
+            ("name", "stages"),
+        )
+        name = self.text(top["name"], "name")
+        stages = self.stages(top["stages"])
+        budgets = self.budgets(top.get("budgets"))
+        safety = self.safety(top.get("safety"))
+        for i, stage in enumerate(stages):
+            if safety.max_qps is not None and stage.peak_qps > safety.max_qps:
+                raise PlanError(
+                    f"{self.label}: stages[{i}].qps: stage {stage.name!r} asks {stage.peak_qps:g} QPS, "
+                    f"above safety.max_qps {safety.max_qps:g}",
+                    file=self.label,
+                    key=f"stages[{i}].qps",
+                )
+        arrivals = top.get("arrivals", "constant")
+        if arrivals not in ARRIVALS:
+            raise self.error("arrivals", " or ".join(ARRIVALS), arrivals)
+        return Plan(
+            name=name,
+            locustfile=self.optional(top, "locustfile", "", self.path),
+            host=self.optional(top, "host", "", self.host),
+            stages=stages,
+            budgets=budgets,
+            safety=safety,
+            mock=self.mock(top.get("mock")),
+            arrivals=arrivals,
+            source=self.source,
+            raw=dict(top),
+        )
+
+    def path(self, value: Any, key: str) -> Path:
+        path = Path(self.text(value, key)).expanduser()
+        return path if path.is_absolute() else (self.base / path)
+
+    def host(self, value: Any, key: str) -> str:
+        url = self.text(value, key)
+        try:
+            parts = urlsplit(url)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            _ = parts.port
+        except ValueError:
+            ok = False
+        if not ok:
+            raise self.error(key, "an http:// or https:// URL such as http://127.0.0.1:8080", value)
+        return url.rstrip("/")
+
+    def stages(self, value: Any) -> tuple[Stage, ...]:
+        if not isinstance(value, list) or not value:
+            raise self.error("stages", "a non-empty list of stages ({name, duration, qps})", value)
+        stages = tuple(self.stage(item, i) for i, item in enumerate(value))
+        seen: dict[str, int] = {}
+        for i, stage in enumerate(stages):
+            if stage.name in seen:
+                raise self.error(
+                    f"stages[{i}].name",
+                    "a name unique among the stages",
+                    got=f"{stage.name!r} is also stages[{seen[stage.name]}]",
+                )
+            seen[stage.name] = i
+        gates = [i for i, s in enumerate(stages) if s.gate]
+        if gates and gates != list(range(gates[0], gates[-1] + 1)):
+            # The gate window is one span of time (first gate start to last gate end).
+            gap = next(i for i in range(gates[0], gates[-1]) if i not in gates)
+            raise self.error(
+                f"stages[{gap}].gate",
+                "gate stages to be consecutive (the judged window is one span)",
+                got="it is not a gate stage but lies between two",
+            )
+        return stages
+
+    def stage(self, value: Any, i: int) -> Stage:
+        key = f"stages[{i}]"
+        data = self.mapping(value, key, ("name", "duration", "qps", "users", "gate"), ("duration", "qps"))
+        name = self.text(data["name"], f"{key}.name") if "name" in data else f"stage{i + 1}"
+        qps_from, qps_to = self.qps(data["qps"], f"{key}.qps")
+        users = data.get("users")
+        if users is not None and (isinstance(users, bool) or not isinstance(users, int) or users < 1):
+            raise self.error(f"{key}.users", "a whole number ≥ 1", users)
+        return Stage(
+            name=name,
+            duration_s=self.duration(data["duration"], f"{key}.duration", positive=True),
+            qps_from=qps_from,
+            qps_to=qps_to,
+            users=users,
+            gate=self.flag(data.get("gate", False), f"{key}.gate"),
+        )
+
+    def qps(self, value: Any, key: str) -> tuple[float, float]:
+        expected = "a number ≥ 0 or [from, to]"
+        if isinstance(value, list):
+            if len(value) != 2:
+                raise self.error(key, expected, value)
+            return self.qps_value(value[0], key, expected), self.qps_value(value[1], key, expected)
+        q = self.qps_value(value, key, expected)
+        return q, q
+
+    def qps_value(self, value: Any, key: str, expected: str) -> float:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            raise self.error(key, expected, value)
+        return float(value)
+
+    def latency(self, value: Any, key: str) -> LatencyBudget:
+        data = self.mapping(value, key, PERCENTILE_KEYS)
+        return LatencyBudget(
+            **{k: self.number(v, _join(key, k), strict=True) for k, v in data.items() if v is not None}
+        )
+
+    def rate(self, value: Any, key: str) -> float:
+        return self.number(value, key, high=1.0)
+
+    def budgets(self, value: Any) -> Budgets:
+        if value is None:
+            return Budgets()
+        data = self.mapping(value, "budgets", ("qps_min", "latency_ms", "error_rate_max", "endpoints"))
+        endpoints_raw = data.get("endpoints") or {}
+        if not isinstance(endpoints_raw, Mapping):
+            raise self.error(
+                "budgets.endpoints",
+                "a mapping of request name -> {qps_min, latency_ms, error_rate_max}",
+                endpoints_raw,
+            )
+        endpoints = {}
+        for name, budget in endpoints_raw.items():
+            key = f"budgets.endpoints.{name}"
+            if not isinstance(name, str) or not name:
+                raise self.error("budgets.endpoints", "request names (strings) as keys", name)
+            ep = self.mapping(budget, key, ("qps_min", "latency_ms", "error_rate_max"))
+            endpoints[name] = EndpointBudget(
+                qps_min=self.optional(ep, "qps_min", key, self.number),
+                latency_ms=self.optional(ep, "latency_ms", key, self.latency) or LatencyBudget(),
+                error_rate_max=self.optional(ep, "error_rate_max", key, self.rate),
+            )
+        return Budgets(
+            qps_min=self.optional(data, "qps_min", "budgets", self.number),
+            latency_ms=self.optional(data, "latency_ms", "budgets", self.latency) or LatencyBudget(),
+            error_rate_max=self.optional(data, "error_rate_max", "budgets", self.rate),
+            endpoints=endpoints,
+        )
+
+    def safety(self, value: Any) -> Safety:
+        if value is None:
+            return Safety()
+        data = self.mapping(value, "safety", ("allow_hosts", "max_qps", "abort_on"))
+        return Safety(
+            allow_hosts=self.optional(data, "allow_hosts", "safety", self.hosts),
+            max_qps=self.optional(data, "max_qps", "safety", lambda v, k: self.number(v, k, strict=True)),
+            abort_on=self.optional(data, "abort_on", "safety", self.abort_rule),
+        )
+
+    def hosts(self, value: Any, key: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value:
+            raise self.error(
+                key, 'a non-empty list of host names or addresses, such as ["127.0.0.1", "localhost"]', value
+            )
+        return tuple(self.text(h, f"{key}[{i}]") for i, h in enumerate(value))
+
+    def abort_rule(self, value: Any, key: str) -> AbortRule:
+        data = self.mapping(value, key, ("error_rate", "for"), ("error_rate", "for"))
+        return AbortRule(
+            error_rate=self.rate(data["error_rate"], f"{key}.error_rate"),
+            for_s=self.duration(data["for"], f"{key}.for", positive=False),
+        )
+
+    def mock(self, value: Any) -> MockSetup | None:
+        if value is None:
+            return None
+        data = self.mapping(value, "mock", ("seed", "audit"))
+        return MockSetup(
+            seed=self.optional(data, "seed", "mock", self.seed),
+            audit=self.flag(data.get("audit", True), "mock.audit"),
+        )
+
+    def seed(self, value: Any, key: str) -> Mapping[str, Any]:
+        """A mapping, or a YAML/JSON file: either the seed itself or a mock config whose `seed:` part
+        is taken (so one file can configure the mock and seed it)."""
+        if isinstance(value, Mapping):
+            return dict(value)
+        if not isinstance(value, str):
+            raise self.error(key, "a mapping or the path of a YAML/JSON seed file", value)
+        path = self.path(value, key)
+        label = f"{self.label}: {key}: {path}"
+        doc = _read_document(path, label)  # YAML reads JSON too
+        if isinstance(doc, Mapping) and isinstance(doc.get("seed"), Mapping):
+            doc = doc["seed"]
+        if not isinstance(doc, Mapping):
+            raise self.error(key, "a seed file holding a mapping", got=f"{path} holds {type(doc).__name__}")
+        return dict(doc)
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

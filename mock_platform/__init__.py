@@ -1,0 +1,30 @@
+"""An asyncio stand-in for the Alipay/WeChat coupon, points and mini-program login APIs.
+
+Public names are imported lazily so `python -m mock_platform --help` and the error classes stay
+cheap to import.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "create_app": "mock_platform.app",
+    "MockState": "mock_platform.app",
+    "MockConfig": "mock_platform.config",
+    "ConfigError": "mock_platform.config",
+    "GatewayError": "mock_platform.errors",
+    "WeChatError": "mock_platform.errors",
+    "Ledger": "mock_platform.ledger",
+    "Faults": "mock_platform.faults",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mock_platform' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,119 @@
+"""`mock-platform` / `python -m mock_platform`: argv -> config -> the app on uvloop.
+
+When ready it prints `mock_platform listening on http://HOST:PORT` (what loadkit waits for) and
+the admin token; SIGINT/SIGTERM stop it cleanly. A bad config exits 3 with the key named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from aiohttp import web
+
+from mock_platform.app import STATE, create_app
+from mock_platform.config import ConfigError, MockConfig, load_file
+
+EXIT_USAGE = 3
+SHUTDOWN_TIMEOUT_S = 2.0  # hung (fault-injected) requests must not hold the exit
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {port}")
+    return port
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="mock-platform", description="Asyncio mock of the Alipay/WeChat coupon, points and login APIs."
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=0, help="port to bind; 0 picks a free one (default)")
+    p.add_argument(
+        "--config", metavar="FILE", help="YAML or JSON: seed, faults, codes, idempotency, auth, limits"
+    )
+    p.add_argument("--admin-token", help="X-Admin-Token for /admin/* (generated and printed when absent)")
+    p.add_argument("--profile", metavar="NAME", help="fault preset, e.g. production (default: none)")
+    p.add_argument("--strict", action="store_true", help="refuse unsigned gateway calls (40001)")
+    p.add_argument(
+        "--sign-responses", action="store_true", help="sign every response, not only signed calls'"
+    )
+    p.add_argument("--debug-hooks", action="store_true", help="enable test-only admin routes")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> MockConfig:
+    raw = load_file(args.config) if args.config else {}
+    try:
+        return MockConfig.from_mapping(
+            raw,
+            host=args.host,
+            port=args.port,
+            admin_token=args.admin_token,
+            profile=args.profile,
+            strict=args.strict,
+            sign_responses=args.sign_responses,
+            debug_hooks=args.debug_hooks,
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{args.config}: {exc}" if args.config else str(exc)) from None
+
+
+async def serve(config: MockConfig) -> None:
+    """Run until SIGINT or SIGTERM."""
+    app = create_app(config)
+    runner = web.AppRunner(
+        app, handler_cancellation=True, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.host, config.port, backlog=4096)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        shown = f"[{host}]" if ":" in host else host
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"mock_platform listening on http://{shown}:{port}", flush=True)
+        print(f"mock_platform admin token: {app[STATE].admin_token}", flush=True)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ConfigError as exc:
+        print(f"mock_platform: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        import uvloop
+    except ImportError:  # Windows: uvloop does not exist there
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        runner(serve(config))
+    except OSError as exc:
+        print(f"mock_platform: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
+        return 1
+    print("mock_platform stopped", flush=True)
+    return 0

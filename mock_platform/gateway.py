@@ -1,0 +1,238 @@
+"""POST /gateway.do: the Alipay open-platform gateway.
+
+Per call: read the query and the form (form wins), check method, app and signature, parse
+biz_content, ask the faults, run the handler (synchronously: it is the ledger's critical
+section), wait the injected latency, answer the envelope. Every failure, bad input included, is
+an envelope; nothing here answers 5xx or leaks a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+import orjson
+from aiohttp import web
+
+from mock_platform import envelope, signing
+from mock_platform.errors import GatewayError
+from mock_platform.faults import Decision
+from mock_platform.methods import METHODS, Call
+
+if TYPE_CHECKING:
+    from mock_platform.app import MockState
+
+log = logging.getLogger(__name__)
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+MAX_FIELDS = 200
+INVALID_METHOD = "(invalid)"  # metrics label for calls whose method is missing or unknown
+_JSON_HEADERS = {"Content-Type": "application/json;charset=utf-8"}
+
+
+class Refusal(GatewayError):
+    """A gateway-level refusal, rendered before any handler ran (`status` != 200 only for 405/413)."""
+
+    def __init__(self, code: str, sub_code: str, sub_msg: str, *, status: int = 200, error_node: bool = True):
+        super().__init__(code, sub_code, sub_msg, error_node=error_node)
+        self.status = status
+
+
+def _invalid(sub_code: str, sub_msg: str, *, error_node: bool = True) -> Refusal:
+    return Refusal("40002", sub_code, sub_msg, error_node=error_node)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The body, refusing more than `limit` bytes before reading them when the length is known."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise Refusal("40002", "isv.invalid-parameter", f"request body over {limit} bytes", status=413)
+    body = bytearray()
+    async for chunk in request.content.iter_any():
+        body += chunk
+        if len(body) > limit:
+            raise Refusal("40002", "isv.invalid-parameter", f"request body over {limit} bytes", status=413)
+    return bytes(body)
+
+
+def _parse_qs(raw: str, where: str) -> dict[str, str]:
+    try:
+        return dict(parse_qsl(raw, keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS))
+    except UnicodeDecodeError:
+        raise _invalid(
+            "isv.invalid-charset", f"the {where} is not valid UTF-8 once percent-decoded"
+        ) from None
+    except ValueError as exc:
+        raise _invalid("isv.invalid-parameter", f"the {where} cannot be parsed: {exc}") from None
+
+
+async def read_params(request: web.Request, limit: int) -> dict[str, str]:
+    """Query-string params merged with the form body's (the form wins on a clash)."""
+    body = await read_body(request, limit)
+    params = _parse_qs(request.rel_url.raw_query_string, "query string")
+    if body:
+        ctype = request.content_type
+        if ctype != FORM_TYPE:
+            raise _invalid("isv.invalid-parameter", f"the body must be {FORM_TYPE}, not {ctype}")
+        charset = request.charset
+        if charset and charset.lower() not in ("utf-8", "utf8"):
+            raise _invalid("isv.invalid-charset", f"charset {charset} is not supported; use utf-8")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _invalid("isv.invalid-charset", "the request body is not valid UTF-8") from None
+        params.update(_parse_qs(text, "request body"))
+    return params
+
+
+class Gateway:
+    """The /gateway.do handler bound to one mock's state."""
+
+    def __init__(self, state: MockState) -> None:
+        self.state = state
+        self._signer = lambda data: signing.sign(state.private_key, data)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        now = time.time()
+        state = self.state
+        method_label = INVALID_METHOD
+        signed = state.config.sign_responses
+        try:
+            if request.method != "POST":
+                raise Refusal("40002", "isv.invalid-parameter", "gateway.do accepts POST only", status=405)
+            params = await read_params(request, state.config.max_body_bytes)
+            sign = params.get("sign", "")
+            signed = signed or bool(sign)
+            method = params.get("method", "")
+            if not method:
+                raise Refusal("40001", "isv.missing-method", "the method parameter is missing")
+            handler = METHODS.get(method)
+            if handler is None:
+                raise _invalid("isv.invalid-method", f"no such method: {method[:100]}")
+            method_label = method
+            call = self._check(params, method, sign, now)
+            decision = state.faults.decide(method, call.app_id, now)
+            if decision is not None:
+                return await self._fault(request, decision, method, signed, started)
+            try:
+                result = handler(state.ledger, call)
+                node, inner = envelope.node_name(method), envelope.success(result)
+            except GatewayError as error:
+                node = envelope.ERROR_NODE if error.error_node else envelope.node_name(method)
+                inner = error.body()
+            latency = state.faults.latency_s(method)
+            if latency > 0:
+                await asyncio.sleep(latency)
+            return self._answer(200, node, inner, signed, method_label, started)
+        except Refusal as error:
+            node = envelope.ERROR_NODE if error.error_node else envelope.node_name(method_label)
+            return self._answer(error.status, node, error.body(), signed, method_label, started)
+        except Exception:  # a mock bug must still answer an envelope, as Alipay's 20000 does
+            log.exception("gateway: unexpected error")
+            inner = GatewayError("20000", "isp.unknow-error", "internal error in the mock platform").body()
+            node = envelope.ERROR_NODE if method_label == INVALID_METHOD else envelope.node_name(method_label)
+            return self._answer(200, node, inner, signed, method_label, started)
+
+    def _check(self, params: dict[str, str], method: str, sign: str, now: float) -> Call:
+        """App id, signature and biz_content; the Call for the handler."""
+        app_id = params.get("app_id", "")
+        if not app_id:
+            raise Refusal("40001", "isv.missing-app-id", "the app_id parameter is missing", error_node=False)
+        state = self.state
+        pem = state.ledger.app_public_key(app_id)
+        if sign:
+            if pem is None:
+                if state.config.strict:
+                    raise Refusal(
+                        "40003",
+                        "isv.missing-signature-config",
+                        f"app {app_id} has no public key registered (POST /admin/apps)",
+                        error_node=False,
+                    )
+            else:
+                self._verify(params, pem, sign)
+        elif state.config.strict:
+            raise Refusal("40001", "isv.missing-signature", "the sign parameter is missing", error_node=False)
+        biz_raw = params.get("biz_content", "")
+        biz: dict[str, Any] = {}
+        if biz_raw:
+            try:
+                biz = orjson.loads(biz_raw)
+            except orjson.JSONDecodeError as exc:
+                raise _invalid(
+                    "isv.invalid-parameter", f"biz_content is not JSON: {exc}", error_node=False
+                ) from None
+            if not isinstance(biz, dict):
+                raise _invalid("isv.invalid-parameter", "biz_content must be a JSON object", error_node=False)
+        return Call(app_id, method, params, biz, now)
+
+    @staticmethod
+    def _verify(params: dict[str, str], pem: str, sign: str) -> None:
+        sign_type = params.get("sign_type", "")
+        if sign_type != "RSA2":
+            raise _invalid(
+                "isv.invalid-signature-type", f"sign_type must be RSA2, got {sign_type!r}", error_node=False
+            )
+        try:
+            key = signing.load_public_key(pem)
+        except ValueError:
+            raise Refusal(
+                "40003",
+                "isv.missing-signature-config",
+                "the app's registered public key is unusable",
+                error_node=False,
+            ) from None
+        ok, content = signing.verify_params(key, params, sign)
+        if not ok:
+            raise _invalid(
+                "isv.invalid-signature",
+                "验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配，网关生成的验签字符串为："
+                + content,
+                error_node=False,
+            )
+
+    async def _fault(
+        self, request: web.Request, decision: Decision, method: str, signed: bool, started: float
+    ) -> web.StreamResponse:
+        if decision.kind in ("error", "throttle"):
+            error = GatewayError(decision.code, decision.sub_code or None, decision.sub_msg or None)
+            return self._answer(200, envelope.node_name(method), error.body(), signed, method, started)
+        if decision.kind == "hang":
+            self.state.metrics.observe(method, "hang", time.perf_counter() - started)
+            await asyncio.sleep(decision.hang_s)
+            return drop_connection(request, reset=False)
+        self.state.metrics.observe(method, "reset", time.perf_counter() - started)
+        return drop_connection(request, reset=True)
+
+    def _answer(
+        self, status: int, node: str, inner: dict, signed: bool, method: str, started: float
+    ) -> web.Response:
+        body = envelope.render(node, inner, self._signer if signed else None)
+        code = inner["code"]
+        sub_code = inner.get("sub_code")
+        self.state.metrics.observe(
+            method, f"{code}/{sub_code}" if sub_code else code, time.perf_counter() - started
+        )
+        response = web.Response(status=status, body=body, headers=_JSON_HEADERS)
+        if status == 405:
+            response.headers["Allow"] = "POST"
+        elif status == 413:
+            response.force_close()  # the rest of the body was never read
+        return response
+
+
+def drop_connection(request: web.Request, *, reset: bool) -> web.StreamResponse:
+    """Close the client's connection without an answer: a TCP RST when `reset`, else a FIN."""
+    transport = request.transport
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if reset and sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort() if reset else transport.close()
+    raise asyncio.CancelledError

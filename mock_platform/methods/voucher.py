@@ -1,0 +1,84 @@
+"""Voucher activities: alipay.marketing.activity.voucher.create / send / query.
+
+create is idempotent on out_biz_no per app; send on out_biz_no per activity. Creation takes
+effect at once (the platform acknowledges it and confirms later by message).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mock_platform.ledger import MAX_MONEY_FEN, Activity, Ledger, Reader, format_time, window
+from mock_platform.methods._common import Call, check_window, remember, replay, require_user
+
+VOUCHER_CREATE = "alipay.marketing.activity.voucher.create"
+VOUCHER_SEND = "alipay.marketing.activity.voucher.send"
+VOUCHER_QUERY = "alipay.marketing.activity.voucher.query"
+MAX_QUANTITY = 99_999_999
+
+
+def voucher_create(ledger: Ledger, call: Call) -> dict[str, Any]:
+    r = Reader(call.biz)
+    out_biz_no = r.text("out_biz_no")
+    name = r.text("activity_name", max_len=64)
+    rule = r.obj("voucher_send_rule_info")
+    quantity = rule.integer("quantity", 1, MAX_QUANTITY)
+    limit = rule.opt_integer("quantity_limit_per_user", 0, MAX_QUANTITY) or 0
+    start, end = window(rule, "publish_start_time", "publish_end_time", call.now)
+    amount = r.obj("voucher_deduct_info").money("amount", 1, MAX_MONEY_FEN)
+    raw_times = (str(rule.data["publish_start_time"]), str(rule.data["publish_end_time"]))
+    fingerprint = (name, quantity, limit, *raw_times, amount)
+    scope = (VOUCHER_CREATE, call.app_id)
+    prior = replay(ledger, call, scope, out_biz_no, fingerprint)
+    if prior is not None:
+        return prior
+    activity = Activity(ledger.new_id("ACT"), name, quantity, limit, amount, start, end)
+    ledger.activities[activity.activity_id] = activity
+    return remember(ledger, call, scope, out_biz_no, fingerprint, {"activity_id": activity.activity_id})
+
+
+def voucher_send(ledger: Ledger, call: Call) -> dict[str, Any]:
+    r = Reader(call.biz)
+    activity_id = r.text("activity_id")
+    out_biz_no = r.text("out_biz_no")
+    user = require_user(ledger, r)
+    activity = ledger.activities.get(activity_id)
+    if activity is None:
+        raise ledger.codes.error("unknown_activity")
+    scope = (VOUCHER_SEND, activity_id)
+    fingerprint = (user.user_id,)
+    prior = replay(ledger, call, scope, out_biz_no, fingerprint)
+    if prior is not None:
+        return prior
+    check_window(ledger, activity.start, activity.end, call.now)
+    outcome = activity.take(user.user_id)
+    if outcome is not None:
+        raise ledger.codes.error(outcome)
+    return remember(ledger, call, scope, out_biz_no, fingerprint, {"voucher_id": ledger.new_id("VCH")})
+
+
+def voucher_query(ledger: Ledger, call: Call) -> dict[str, Any]:
+    activity = ledger.activities.get(Reader(call.biz).text("activity_id"))
+    if activity is None:
+        raise ledger.codes.error("unknown_activity")
+    if call.now < activity.start:
+        status = "INIT"
+    elif call.now >= activity.end:
+        status = "EXPIRED"
+    else:
+        status = "ACTIVE"
+    return {
+        "activity_id": activity.activity_id,
+        "activity_name": activity.activity_name,
+        "activity_status": status,
+        "voucher_send_rule_info": {
+            "quantity": activity.quantity,
+            "quantity_limit_per_user": activity.limit_per_user,
+            "publish_start_time": format_time(activity.start),
+            "publish_end_time": format_time(activity.end),
+        },
+        "voucher_inventory_info": {"send_count": activity.issued, "use_count": 0},
+    }
+
+
+HANDLERS = {VOUCHER_CREATE: voucher_create, VOUCHER_SEND: voucher_send, VOUCHER_QUERY: voucher_query}

@@ -1,0 +1,75 @@
+"""Small HTTP targets with known behaviour, for the end-to-end tests of the harness.
+
+Run as `python target_server.py MODE`: binds 127.0.0.1 on a free port, prints
+`listening on http://127.0.0.1:PORT`, serves until SIGTERM. GET /count gives the requests served.
+
+Modes:
+  capped   serves at most CAP_QPS requests/s (requests are served one after another)
+  stall    answers in ~1 ms, except that every 5 s it stalls for 1 s (everything waits)
+  mix      latency mix: 90% 10 ms, 7% 100 ms, 3% 400 ms
+  fast     answers at once
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import sys
+import time
+
+from aiohttp import web
+
+CAP_QPS = 150.0
+STALL_EVERY_S = 5.0
+STALL_FOR_S = 1.0
+
+
+def make_app(mode: str) -> web.Application:
+    state = {"count": 0, "t0": time.monotonic(), "next_free": 0.0}
+    loop = asyncio.get_event_loop()
+    rng = random.Random(7)
+
+    async def handle(_request: web.Request) -> web.Response:
+        state["count"] += 1
+        if mode == "capped":
+            # one request at a time, each taking exactly 1/CAP_QPS of server time (a D/1 queue)
+            now = loop.time()
+            done = max(now, state["next_free"]) + 1.0 / CAP_QPS
+            state["next_free"] = done
+            await asyncio.sleep(done - now)
+        elif mode == "stall":
+            phase = (time.monotonic() - state["t0"]) % STALL_EVERY_S
+            if phase >= STALL_EVERY_S - STALL_FOR_S:
+                await asyncio.sleep(STALL_EVERY_S - phase)
+        elif mode == "mix":
+            draw = rng.random()
+            await asyncio.sleep(0.010 if draw < 0.90 else 0.100 if draw < 0.97 else 0.400)
+        return web.Response(text="ok")
+
+    async def count(_request: web.Request) -> web.Response:
+        return web.json_response({"count": state["count"]})
+
+    app = web.Application()
+    app.router.add_get("/count", count)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+async def serve(mode: str) -> None:
+    runner = web.AppRunner(make_app(mode), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    print(f"listening on http://127.0.0.1:{port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
+if __name__ == "__main__":
+    asyncio.run(serve(sys.argv[1]))

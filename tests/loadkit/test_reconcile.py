@@ -1,0 +1,41 @@
+from loadkit.reconcile import reconcile
+
+NAMES = {"points.send": "alipay.user.alipaypoint.send", "voucher.send": "alipay.marketing.activity.voucher.send"}
+
+
+def audit(**methods):
+    return {"ok": True, "violations": [], "totals": {"methods": methods}}
+
+
+def test_matching_counts_reconcile():
+    result = reconcile(
+        {"points.send": {"successes": 100, "errors": 0}},
+        audit(**{"alipay.user.alipaypoint.send": {"ok": 100, "effects": 100, "replays": 0}}),
+        NAMES,
+    )
+    assert result["ok"] is True
+    assert result["methods"]["alipay.user.alipaypoint.send"]["effects"] == 100
+
+
+def test_more_successes_seen_than_effects_is_a_problem():
+    result = reconcile(
+        {"points.send": {"successes": 100, "errors": 0}},
+        audit(**{"alipay.user.alipaypoint.send": {"ok": 100, "effects": 97, "replays": 0}}),
+        NAMES,
+    )
+    assert result["ok"] is False
+    assert "97 effects" in result["problems"][0]
+
+
+def test_replays_and_client_errors_are_allowed_for():
+    seen = {"voucher.send": {"successes": 50, "errors": 3}}
+    # 5 of the 50 successes were replays; 2 timed-out calls still took effect in the ledger
+    led = audit(**{"alipay.marketing.activity.voucher.send": {"ok": 50, "effects": 47, "replays": 5}})
+    assert reconcile(seen, led, NAMES)["ok"] is True
+    led = audit(**{"alipay.marketing.activity.voucher.send": {"ok": 50, "effects": 49, "replays": 5}})
+    assert reconcile(seen, led, NAMES)["ok"] is False
+
+
+def test_unmapped_names_are_left_out():
+    result = reconcile({"home": {"successes": 5, "errors": 0}}, audit(), NAMES)
+    assert result == {"ok": True, "methods": {}, "problems": []}

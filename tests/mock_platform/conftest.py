@@ -1,0 +1,168 @@
+"""Fixtures that run a real mock platform on 127.0.0.1 (port 0) in a background thread.
+
+`mock_server` gives a default mock; `make_mock(config)` starts more (a MockConfig, or a mapping in
+the config-file format). Every server is stopped at teardown. Helpers on `RunningMock` speak
+plain urllib so sync tests (and Locust-side code) can use them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from mock_platform.app import STATE, MockState, create_app
+from mock_platform.config import MockConfig
+
+START_TIMEOUT_S = 15.0
+ADMIN_TOKEN = "test-admin-token"
+
+
+@dataclass
+class RunningMock:
+    url: str
+    admin_token: str
+    app: web.Application
+
+    @property
+    def state(self) -> MockState:
+        """Direct access to the ledger, faults and metrics (read from tests only between calls)."""
+        return self.app[STATE]
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 10.0,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """(status, headers, body) for one HTTP call; HTTP errors are returned, not raised."""
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=dict(headers or {}))
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, dict(exc.headers), exc.read()
+
+    def admin(self, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+        """(status, parsed JSON answer, or the text of a non-JSON one such as aiohttp's 404)."""
+        data = None if body is None else json.dumps(body).encode()
+        headers = {
+            "X-Admin-Token": self.admin_token if token is None else token,
+            "Content-Type": "application/json",
+        }
+        status, resp_headers, raw = self.request(method, path, data, headers)
+        if resp_headers.get("Content-Type", "").startswith("application/json"):
+            return status, json.loads(raw)
+        return status, raw.decode("utf-8", "replace")
+
+    def sim(self, path: str, body: Any) -> tuple[int, Any]:
+        status, _, raw = self.request(
+            "POST", path, json.dumps(body).encode(), {"Content-Type": "application/json"}
+        )
+        return status, json.loads(raw)
+
+    def gateway_raw(self, params: Mapping[str, str], query: Mapping[str, str] | None = None) -> bytes:
+        """POST the form (and optional query) to /gateway.do; the raw response bytes (HTTP 200 asserted)."""
+        path = "/gateway.do" + ("?" + urllib.parse.urlencode(query) if query else "")
+        headers = {"Content-Type": "application/x-www-form-urlencoded;charset=utf-8"}
+        status, _, raw = self.request("POST", path, urllib.parse.urlencode(params).encode(), headers)
+        assert status == 200, raw
+        return raw
+
+    def gateway(self, method: str, biz: Mapping[str, Any] | None = None, **params: str) -> tuple[str, dict]:
+        """Call `method` unsigned; (node name, node object)."""
+        form = {
+            "app_id": "2021000000000001",
+            "method": method,
+            "charset": "utf-8",
+            "version": "1.0",
+            **params,
+        }
+        if biz is not None:
+            form["biz_content"] = json.dumps(biz)
+        doc = json.loads(self.gateway_raw(form))
+        node = next(k for k in doc if k != "sign")
+        return node, doc[node]
+
+
+class _ServerThread(threading.Thread):
+    def __init__(self, config: MockConfig) -> None:
+        super().__init__(name="mock-platform", daemon=True)
+        self.config = config
+        self.ready = threading.Event()
+        self.mock: RunningMock | None = None
+        self.error: BaseException | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stop_event: asyncio.Event | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # reported to the test through start()
+            self.error = exc
+            self.ready.set()
+
+    async def _serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.stop_event = asyncio.Event()
+        app = create_app(self.config)
+        runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            host, port = runner.addresses[0][:2]
+            self.mock = RunningMock(f"http://{host}:{port}", app[STATE].admin_token, app)
+            self.ready.set()
+            await self.stop_event.wait()
+        finally:
+            await runner.cleanup()
+
+    def start_and_wait(self) -> RunningMock:
+        self.start()
+        if not self.ready.wait(START_TIMEOUT_S):
+            raise RuntimeError("the mock platform did not start in time")
+        if self.error is not None:
+            raise self.error
+        assert self.mock is not None
+        return self.mock
+
+    def stop(self) -> None:
+        if self.loop is not None and self.stop_event is not None and self.is_alive():
+            self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.join(timeout=10)
+
+
+@pytest.fixture
+def make_mock() -> Iterator[Any]:
+    """Factory: `make_mock(config=None, **options)` -> RunningMock; `config` is a MockConfig or a
+    config-file mapping, `options` are MockConfig switches (strict=True, ...)."""
+    threads: list[_ServerThread] = []
+
+    def start(config: MockConfig | Mapping[str, Any] | None = None, **options: Any) -> RunningMock:
+        if not isinstance(config, MockConfig):
+            options.setdefault("admin_token", ADMIN_TOKEN)
+            config = MockConfig.from_mapping(config or {}, **options)
+        thread = _ServerThread(config)
+        threads.append(thread)
+        return thread.start_and_wait()
+
+    yield start
+    for thread in threads:
+        thread.stop()
+
+
+@pytest.fixture
+def mock_server(make_mock: Any) -> RunningMock:
+    """A default mock platform: no seed, no faults, not strict."""
+    return make_mock()
