@@ -70,7 +70,7 @@ def serve() -> None:
 # --- (a) listener cost -----------------------------------------------------------------------
 
 
-def bench_record(n: int = 200_000) -> dict[str, float]:
+def bench_record(n: int = 100_000) -> dict[str, float]:
     import locust  # noqa: F401  (gevent monkey-patching first, as in a real run)
     from locust.env import Environment
     from locust.event import Events
@@ -127,15 +127,22 @@ def bench_record(n: int = 200_000) -> dict[str, float]:
     with_loadkit.request.add_listener(loadkit_listener)
     stats_env = Environment(events=Events())
     stats_env.create_local_runner()  # registers Locust's own stats listener (RequestStats.log_request)
-    fire_loop(bare_events), fire_loop(with_loadkit)  # warm up
-    bare_us = min(fire_loop(bare_events) for _ in range(3))
-    loadkit_us = min(fire_loop(with_loadkit) for _ in range(3))
-    stats_us = min(fire_loop(stats_env.events) for _ in range(3))
-    t = time.time()
-    start = time.perf_counter()
-    for i in range(n):
-        recorder.record(names[i & 7], t=t, response_ms=3.0 + (i % 97) * 0.37, lateness_s=0.0, ok=True)
-    record_us = (time.perf_counter() - start) / n * 1e6
+
+    def record_loop() -> float:
+        t = time.time()
+        start = time.perf_counter()
+        for i in range(n):
+            recorder.record(names[i & 7], t=t, response_ms=3.0 + (i % 97) * 0.37, lateness_s=0.0, ok=True)
+        return (time.perf_counter() - start) / n * 1e6
+
+    # interleaved repetitions, the minimum of each kept: other work on the machine only adds time
+    runs: dict[str, list[float]] = {"bare": [], "loadkit": [], "stats": [], "record": []}
+    for _ in range(7):
+        runs["bare"].append(fire_loop(bare_events))
+        runs["loadkit"].append(fire_loop(with_loadkit))
+        runs["stats"].append(fire_loop(stats_env.events))
+        runs["record"].append(record_loop())
+    bare_us, loadkit_us, stats_us, record_us = (min(runs[k]) for k in ("bare", "loadkit", "stats", "record"))
     return {
         "bare_fire_us": bare_us,
         "loadkit_fire_us": loadkit_us,
@@ -216,7 +223,7 @@ def run_child(cpu: str | None, *args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def bench_locust(duration: float, warmup: float) -> None:
+def bench_locust(duration: float, warmup: float, rounds: int) -> None:
     cpus = os.cpu_count() or 1
     server_cpu, locust_cpu = ("1", "0") if cpus >= 2 else (None, None)
     server = subprocess.Popen(child(["serve"], server_cpu), stdout=subprocess.PIPE, text=True)
@@ -236,36 +243,42 @@ def bench_locust(duration: float, warmup: float) -> None:
             line = next((x for x in wrk.stdout.splitlines() if "Requests/sec" in x), "?")
             print(f"server capacity (wrk, 1 thread, 50 connections): {line.split()[-1]} req/s")
         common = ["--port", str(port), "--duration", str(duration), "--warmup", str(warmup)]
-        plain = run_child(locust_cpu, "locust", "--mode", "plain", "--users", "20", *common)
-        print(f"plain FastHttpUser flat out, 20 users:        {plain['rps']:8.0f} req/s")
-        paced = run_child(
-            locust_cpu, "locust", "--mode", "paced", "--rate", "50000", "--users", "20", *common
-        )
-        print(f"paced FastHttpUser asking 50,000/s, 20 users: {paced['rps']:8.0f} req/s")
-        print(f"paced / plain = {paced['rps'] / plain['rps']:.1%}  (goal >= 80%)")
-        print("pacing accuracy (held = requests/s over the steady window):")
-        rate, best = 200.0, None
-        rates = [200.0, 2000.0]
-        while rates:
-            rate = rates.pop(0)
-            users = max(20, int(rate * 0.01))
-            r = run_child(
-                locust_cpu, "locust", "--mode", "paced", "--rate", str(rate), "--users", str(users), *common
+        # alternate plain and paced runs and keep the best of each: other work on a shared machine
+        # only ever lowers a figure
+        plain_runs, paced_runs = [], []
+        for _ in range(rounds):
+            plain_runs.append(run_child(locust_cpu, "locust", "--mode", "plain", "--users", "20", *common))
+            paced_runs.append(
+                run_child(
+                    locust_cpu, "locust", "--mode", "paced", "--rate", "50000", "--users", "20", *common
+                )
             )
+        plain = max(r["rps"] for r in plain_runs)
+        paced = max(r["rps"] for r in paced_runs)
+        print(f"plain FastHttpUser flat out, 20 users:        {plain:8.0f} req/s (best of {rounds})")
+        print(f"paced FastHttpUser asking 50,000/s, 20 users: {paced:8.0f} req/s (best of {rounds})")
+        print(f"paced / plain = {paced / plain:.1%}  (goal >= 80%)")
+        print("pacing accuracy (held = requests/s over the steady window; late = taken > 10 ms late):")
+        # 200 and 2,000/s, then rising fractions of the paced flat-out rate until one is not held
+        rates = [200.0, 2000.0] + [round(paced * f, -2) for f in (0.6, 0.7, 0.8, 0.9, 1.0)]
+        best = None
+        for rate in rates:
+            users = max(20, int(rate * 0.01))
+            how = ["--mode", "paced", "--rate", str(rate), "--users", str(users)]
+            r = run_child(locust_cpu, "locust", *how, *common)
             held = r["rps"] / rate
             late = r["late"] / r["scheduled"] if r["scheduled"] else 0.0
-            ok = held >= 0.99 and late <= 0.01
+            ok = held >= 0.99
             print(
                 f"  planned {rate:7.0f}/s users {users:4d}: held {r['rps']:8.1f}/s = {held:6.1%} of plan,"
                 f" late {late:5.1%}, dropped {r['dropped']}, failures {r['failures']}"
-                f"  {'ok' if ok else 'NOT HELD'}"
+                f"  {'held' if ok else 'NOT HELD'}"
             )
-            if ok and rate >= 2000:
+            if rate > 2000 and not ok:
+                break
+            if ok:
                 best = rate
-                rates.append(rate + 1000)
-            elif rate == 2000.0 and ok:
-                rates.append(3000.0)
-        print(f"highest rate held on one core (1,000/s steps): {best:.0f}/s" if best else "2,000/s not held")
+        print(f"highest rate held (>= 99% of plan) on one core: {best:.0f}/s" if best else "nothing held")
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -288,6 +301,7 @@ def main() -> None:
     full = sub.add_parser("all", help="(a) and (b) (the default)")
     full.add_argument("--duration", type=float, default=8.0, help="steady window per run, seconds")
     full.add_argument("--warmup", type=float, default=2.0)
+    full.add_argument("--rounds", type=int, default=3, help="plain/paced throughput rounds (best kept)")
     args = parser.parse_args()
     if args.what == "serve":
         serve()
@@ -306,7 +320,9 @@ def main() -> None:
             f" for scale, with Locust's own stats listener: {a['stats_us']:.2f} µs"
         )
         if args.what != "record":
-            bench_locust(getattr(args, "duration", 8.0), getattr(args, "warmup", 2.0))
+            bench_locust(
+                getattr(args, "duration", 8.0), getattr(args, "warmup", 2.0), getattr(args, "rounds", 3)
+            )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ follow hdrh's rule (verified against it in the tests).
 from __future__ import annotations
 
 import binascii
+import bisect
 import itertools
 import zlib
 from collections.abc import Iterator
@@ -44,7 +45,9 @@ def bucket_ms(ms: float) -> int:
         return 0
     if us > HIGHEST_US:
         return bucket_us(HIGHEST_US)
-    return bucket_us(int(us + 0.5))
+    value = int(us + 0.5)
+    shift = value.bit_length() - _SUB_BUCKET_BITS  # bucket_us inlined: this is the stats hot path
+    return value if shift <= 0 else (value >> shift) << shift
 
 
 def _highest_equivalent_us(key: int) -> int:
@@ -96,32 +99,19 @@ class LatencyHistogram:
 
     def percentile_ms(self, p: float) -> float | None:
         """Value at percentile ``p`` (0..100) with hdrh's rule; None when empty."""
-        if not self.count:
-            return None
-        p = min(max(float(p), 0.0), 100.0)
-        target = max(int(p * self.count / 100 + 0.5), 1)
-        total = 0
-        for key, n in sorted(self._buckets.items()):
-            total += n
-            if total >= target:
-                return (_highest_equivalent_us(key) if p else key) / 1000.0
-        return None  # unreachable: counts sum to self.count
+        return self.percentiles_ms([p])[p] if self.count else None
 
     def percentiles_ms(self, ps: list[float]) -> dict[float, float | None]:
-        """Several percentiles in one pass over the sorted buckets."""
+        """Several percentiles from one sort: the value at rank round(p% × count) (at least 1)."""
         if not self.count:
             return dict.fromkeys(ps)
-        items = sorted(self._buckets.items())
+        keys = sorted(self._buckets)
+        cumulative = list(itertools.accumulate(self._buckets[k] for k in keys))
         out: dict[float, float | None] = {}
-        for p in sorted(ps):
+        for p in ps:
             q = min(max(float(p), 0.0), 100.0)
-            target = max(int(q * self.count / 100 + 0.5), 1)
-            total = 0
-            for key, n in items:
-                total += n
-                if total >= target:
-                    out[p] = (_highest_equivalent_us(key) if q else key) / 1000.0
-                    break
+            key = keys[bisect.bisect_left(cumulative, max(int(q * self.count / 100 + 0.5), 1))]
+            out[p] = (_highest_equivalent_us(key) if q else key) / 1000.0
         return out
 
     @property

@@ -68,7 +68,10 @@ def default_db_path(directory: str | Path | None = None) -> Path:
     return Path(directory if directory is not None else Path.cwd()) / DB_NAME
 
 
-def _resolve(db_path: str | Path) -> Path:
+def _resolve(db_path: str | Path | None) -> Path:
+    """None: the default file in the current directory; a directory: the default file in it."""
+    if db_path is None:
+        return default_db_path()
     path = Path(db_path)
     return path / DB_NAME if path.is_dir() else path
 
@@ -83,7 +86,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def record_run(db_path: str | Path, summary: Mapping[str, Any], run_dir: str | Path | None) -> int:
+def record_run(db_path: str | Path | None, summary: Mapping[str, Any], run_dir: str | Path | None) -> int:
     """Add one run; returns its id. Creates the file, its folder and the schema on first use."""
     path = _resolve(db_path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,7 +120,7 @@ def record_run(db_path: str | Path, summary: Mapping[str, Any], run_dir: str | P
         return int(cursor.lastrowid or 0)
 
 
-def list_runs(db_path: str | Path, plan: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+def list_runs(db_path: str | Path | None, plan: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
     """The newest runs first (key figures, no full summary); [] when there is no history yet."""
     path = _resolve(db_path)
     if not path.is_file():
@@ -135,7 +138,7 @@ def list_runs(db_path: str | Path, plan: str | None = None, limit: int = 20) -> 
             raise HistoryError(f"{path}: cannot read the run history: {exc}") from None
 
 
-def get_run(db_path: str | Path, run_id: int) -> dict[str, Any] | None:
+def get_run(db_path: str | Path | None, run_id: int) -> dict[str, Any] | None:
     """One run with its full summary under "summary"; None if there is no such run."""
     path = _resolve(db_path)
     if not path.is_file():

@@ -286,7 +286,8 @@ def _finish(environment: Environment) -> None:
         return
     from loadkit.client import REQUEST_NAMES
 
-    summary = session.finalize(_workers(environment), REQUEST_NAMES)
+    pool = max(session.plan.users_for(i) for i in range(len(session.plan.stages)))
+    summary = session.finalize(_workers(environment), REQUEST_NAMES, users=pool)
     run_dir = _unique_dir(session.report_dir) if session.report_dir else None
     if run_dir is not None:
         write_all(run_dir, summary)

@@ -35,7 +35,7 @@ class DeltaError(ValueError):
 
 
 class _Cell:
-    """Counters and histograms of one (stage, endpoint)."""
+    """Counters and histograms of one (stage, endpoint), or of one stage over all endpoints."""
 
     __slots__ = ("corrected", "count", "errors", "outcomes", "service", "successes")
 
@@ -46,6 +46,32 @@ class _Cell:
         self.outcomes: dict[str, int] = {}
         self.corrected = LatencyHistogram()
         self.service = LatencyHistogram()
+
+    def add_one(self, ok: bool, outcome: str | None, corrected: int, service: int) -> None:
+        """One request; ``corrected`` and ``service`` are `bucket_ms` keys."""
+        self.count += 1
+        if ok:
+            self.successes += 1
+            if outcome:
+                self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        else:
+            self.errors += 1
+        self.corrected.record_us_bucket(corrected)
+        self.service.record_us_bucket(service)
+
+    def add(self, other: _Cell) -> None:
+        self.count += other.count
+        self.successes += other.successes
+        self.errors += other.errors
+        for outcome, n in other.outcomes.items():
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + n
+        self.corrected.add(other.corrected)
+        self.service.add(other.service)
+
+    def copy(self) -> _Cell:
+        out = _Cell()
+        out.add(self)
+        return out
 
 
 class Recorder:
@@ -58,6 +84,7 @@ class Recorder:
             start = float(plan.stage_start(index))
             self._bounds.append((start, start + float(stage.duration_s)))
         self._t0: float | None = None
+        self._targets: list[float] = []
         # cached bounds of the stage the last request fell in: most requests hit the same one
         self._cur_lo = self._cur_hi = 0.0
         self._cur_index = -1
@@ -65,6 +92,7 @@ class Recorder:
 
     def _reset_figures(self) -> None:
         self._cells: dict[tuple[int, str], _Cell] = {}
+        self._totals: dict[int, _Cell] = {}  # per stage, all endpoints
         self._seen: dict[str, list[int]] = {}  # name -> [successes, errors], whole run
         self._beyond = 0
         self._seconds: dict[int, list[int]] = {}  # second of plan time -> [successes, errors]
@@ -125,22 +153,18 @@ class Recorder:
         cell = self._cells.get((index, name))
         if cell is None:
             cell = self._cells[index, name] = _Cell()
-        cell.count += 1
+        total = self._totals.get(index)
+        if total is None:
+            total = self._totals[index] = _Cell()
+        corrected = bucket_ms(response_ms + lateness_s * 1000.0)
+        service = bucket_ms(response_ms)
+        cell.add_one(ok, outcome, corrected, service)
+        total.add_one(ok, outcome, corrected, service)  # kept here so live() needs no merging
         second = int(rel)
         per_second = self._seconds.get(second)
         if per_second is None:
             per_second = self._seconds[second] = [0, 0]
-        if ok:
-            cell.successes += 1
-            per_second[0] += 1
-            if outcome:
-                cell.outcomes[outcome] = cell.outcomes.get(outcome, 0) + 1
-        else:
-            cell.errors += 1
-            per_second[1] += 1
-        corrected = bucket_ms(response_ms + lateness_s * 1000.0)
-        cell.corrected.record_us_bucket(corrected)
-        cell.service.record_us_bucket(bucket_ms(response_ms))
+        per_second[0 if ok else 1] += 1
         window = self._windows.get(second // WINDOW_S)
         if window is None:
             window = self._windows[second // WINDOW_S] = LatencyHistogram()
@@ -219,16 +243,18 @@ class Recorder:
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise DeltaError(f"malformed loadkit delta: {exc!r}") from exc
         for index, name, count, successes, errors_n, outcomes, corrected, service in cells:
+            incoming = _Cell()
+            incoming.count, incoming.successes, incoming.errors = count, successes, errors_n
+            incoming.outcomes = {str(k): int(n) for k, n in outcomes.items()}
+            incoming.corrected, incoming.service = corrected, service
             cell = self._cells.get((index, name))
             if cell is None:
                 cell = self._cells[index, name] = _Cell()
-            cell.count += count
-            cell.successes += successes
-            cell.errors += errors_n
-            for outcome, n in outcomes.items():
-                cell.outcomes[str(outcome)] = cell.outcomes.get(str(outcome), 0) + int(n)
-            cell.corrected.add(corrected)
-            cell.service.add(service)
+            cell.add(incoming)
+            total = self._totals.get(index)
+            if total is None:
+                total = self._totals[index] = _Cell()
+            total.add(incoming)
         for w, hist in windows:
             window = self._windows.get(w)
             if window is None:
@@ -296,16 +322,25 @@ class Recorder:
         planned = sum(
             self.plan.arrivals_between(self._bounds[i][0], self._bounds[i][0] + w) for i, w in weights.items()
         )
+        # cells are used as they are when one stage is judged (the usual case), copied and added
+        # only when several are
         per_name: dict[str, _Cell] = {}
+        copied: set[str] = set()
         for (index, name), cell in self._cells.items():
             if index in weights:
                 acc = per_name.get(name)
                 if acc is None:
-                    acc = per_name[name] = _Cell()
-                _add_cell(acc, cell)
-        total = _Cell()
-        for cell in per_name.values():
-            _add_cell(total, cell)
+                    per_name[name] = cell
+                    continue
+                if name not in copied:
+                    acc = per_name[name] = acc.copy()
+                    copied.add(name)
+                acc.add(cell)
+        totals = [self._totals[i] for i in sorted(weights) if i in self._totals]
+        total = totals[0] if len(totals) == 1 else _Cell()
+        if len(totals) > 1:
+            for cell in totals:
+                total.add(cell)
         stages = self.plan.stages
         return {
             "window": {"seconds": round(seconds, 3), "stages": [stages[i].name for i in sorted(weights)]},
@@ -353,10 +388,12 @@ class Recorder:
         counts = [self._seconds.get(s, (0, 0)) for s in range(n)]
         series["qps"] = [c[0] for c in counts]
         series["errors"] = [c[1] for c in counts]
-        series["target_qps"] = [
-            round(self.plan.arrivals_between(s, min(s + 1.0, duration)), 3) if s < duration else 0.0
-            for s in range(n)
-        ]
+        if len(self._targets) < n:  # planned arrivals per second depend on the plan only: computed once
+            self._targets.extend(
+                round(self.plan.arrivals_between(s, min(s + 1.0, duration)), 3) if s < duration else 0.0
+                for s in range(len(self._targets), n)
+            )
+        series["target_qps"] = self._targets[:n]
         per_window = {w: self._window_percentiles(w) for w in range((n + WINDOW_S - 1) // WINDOW_S)}
         for p, key in zip(_PERCENTILES, ("p50", "p95", "p99"), strict=True):
             series[key] = [per_window[s // WINDOW_S][p] for s in range(n)]
@@ -372,16 +409,6 @@ class Recorder:
         values = hist.percentiles_ms(_PERCENTILES)
         self._window_cache[w] = (hist.count, values)
         return values
-
-
-def _add_cell(into: _Cell, cell: _Cell) -> None:
-    into.count += cell.count
-    into.successes += cell.successes
-    into.errors += cell.errors
-    for outcome, n in cell.outcomes.items():
-        into.outcomes[outcome] = into.outcomes.get(outcome, 0) + n
-    into.corrected.add(cell.corrected)
-    into.service.add(cell.service)
 
 
 def _rate(part: int, whole: int) -> float:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Callable, Mapping
+from bisect import bisect_right
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,14 @@ from loadkit.durations import parse_duration
 
 PERCENTILE_KEYS = ("p50", "p90", "p95", "p99", "max")
 ARRIVALS = ("constant", "poisson")
+_REQUIRED_HINTS = {
+    "name": "the plan's name, a string",
+    "stages": "a list of stages ({name, duration, qps})",
+    "duration": 'a duration such as "30s" or "10m"',
+    "qps": "a number ≥ 0 or [from, to]",
+    "error_rate": "a number from 0 to 1",
+    "for": 'a duration such as "30s"',
+}
 DEFAULT_LATENCY_S = 0.5
 MIN_LATENCY_S = 0.1
 
@@ -128,10 +137,8 @@ class Plan:
         """The stage running at `t` seconds from the start; None before 0 and from the end on."""
         if t < 0 or t >= self.duration_s:
             return None
-        for index in range(len(self.stages) - 1, -1, -1):
-            if t >= self._starts[index]:
-                return index, self.stages[index]
-        return None
+        index = bisect_right(self._starts, t) - 1
+        return index, self.stages[index]
 
     def qps_at(self, t: float) -> float:
         """Planned arrival rate at `t`: constant, or linear from qps_from to qps_to inside a ramp."""
@@ -198,6 +205,8 @@ class _Loader(yaml.SafeLoader):
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # SafeLoader reports unhashable keys itself
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     "while constructing a mapping",
@@ -271,7 +280,7 @@ class _Parser:
         for k in required:
             if k not in value:
                 raise PlanError(
-                    f"{self.label}: {_join(key, k)}: required key is missing",
+                    f"{self.label}: {_join(key, k)}: required key is missing (expected {_REQUIRED_HINTS[k]})",
                     file=self.label,
                     key=_join(key, k),
                 )

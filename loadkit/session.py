@@ -148,8 +148,9 @@ class RunSession:
 
     # --- the end ---------------------------------------------------------------------------
 
-    def finalize(self, workers: int, request_names: dict[str, str]) -> dict[str, Any]:
-        """Judge the run, write the reports, and return the summary (once per test)."""
+    def finalize(self, workers: int, request_names: dict[str, str], users: int = 0) -> dict[str, Any]:
+        """Judge the run and return the summary (once per test). `users`: the largest user pool of
+        the plan, which bounds the requests cut off in flight when the users were stopped."""
         if self.summary is not None:
             return self.summary
         finished = time.time()
@@ -161,7 +162,9 @@ class RunSession:
             try:
                 audit = self.mock.audit()
                 results["audit"] = audit
-                results["reconciliation"] = reconcile(results.get("seen", {}), audit, request_names)
+                results["reconciliation"] = reconcile(
+                    results.get("seen", {}), audit, request_names, in_flight=users
+                )
             except MockAdminError as exc:
                 results["audit"] = {"ok": False, "violations": [f"audit unavailable: {exc}"], "totals": {}}
         seen = results.get("seen", {})

@@ -18,7 +18,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from loadkit.generator import CPU_HIGH
-from loadkit.reports.html import fmt_measure, fmt_ms, fmt_num, fmt_pct
+from loadkit.reports.html import as_list, as_map, fmt_measure, fmt_ms, fmt_num, fmt_pct
 
 log = logging.getLogger("loadkit")
 
@@ -33,8 +33,10 @@ COLUMNS = (
 )
 CSV_PATH = "/loadkit/readiness.csv"
 LIVE_PATH = "/loadkit/live"
-MARKS = {True: "✔ PASS", False: "✘ FAIL"}
-VERDICT_MARKS = {"pass": "✔ PASS", "fail": "✘ FAIL", "inconclusive": "? INCONCLUSIVE"}
+CHECK_KINDS = {"budget": "Budget", "integrity": "Integrity", "health": "Generator"}
+# no-break spaces: the Status column is narrow and a mark must not wrap
+MARKS = {True: "✔\u00a0PASS", False: "✘\u00a0FAIL"}
+VERDICT_MARKS = {"pass": MARKS[True], "fail": MARKS[False], "inconclusive": "?\u00a0INCONCLUSIVE"}
 VERDICT_WORDS = {"pass": "ready so far", "fail": "not ready so far", "inconclusive": "inconclusive so far"}
 _STATE = "loadkit_readiness"  # key in app.extensions: the current live() callable
 
@@ -49,21 +51,21 @@ def rows(live: Mapping[str, Any]) -> list[dict[str, str]]:
     if not isinstance(stage, Mapping):
         return [_row("Event readiness", "waiting for the test to start")]
     out = [_stage_row(stage)]
-    qps = live.get("qps") or {}
+    qps = as_map(live.get("qps"))
     out.append(_row("QPS planned now", _qps(stage.get("qps_planned")), note="the plan's arrival rate"))
     out.append(_row("QPS now", _qps(live.get("qps_now")), _qps(stage.get("qps_planned")), note="last 5 s"))
     out.append(_row("QPS held", _qps(qps.get("held")), _qps(qps.get("target")), note="gate window so far"))
-    for check in live.get("checks") or []:
+    for check in as_list(live.get("checks")):
         if isinstance(check, Mapping):
             out.append(
                 _row(
-                    f"Budget: {check.get('name', '?')}",
+                    f"{CHECK_KINDS.get(str(check.get('kind')), 'Check')}: {check.get('name', '?')}",
                     fmt_measure(check.get("observed"), check.get("unit")),
                     fmt_measure(check.get("limit"), check.get("unit")),
                     MARKS.get(check.get("ok"), "?") if isinstance(check.get("ok"), bool) else "?",
                 )
             )
-    lat = live.get("latency_ms") or {}
+    lat = as_map(live.get("latency_ms"))
     out.append(
         _row(
             "Latency p50 / p95 / p99",
@@ -72,20 +74,19 @@ def rows(live: Mapping[str, Any]) -> list[dict[str, str]]:
         )
     )
     out.append(_row("Error rate", fmt_pct(live.get("error_rate")), note=_errors_note(live)))
-    out.extend(_arrival_rows(live.get("arrivals") or {}))
-    gen = live.get("generator") or {}
+    out.extend(_arrival_rows(as_map(live.get("arrivals"))))
+    gen = as_map(live.get("generator"))
     out.append(
         _row(
             "Generator CPU max / avg",
             f"{fmt_num(gen.get('cpu_max'))}% / {fmt_num(gen.get('cpu_avg'))}%",
-            f"{CPU_HIGH:g}%",
-            note="above the limit the verdict is inconclusive",
+            note=f"long stretches above {CPU_HIGH:g}% make the verdict inconclusive",
         )
     )
     out.append(_row("Workers", fmt_num(gen.get("workers")), note=f"lost: {fmt_num(gen.get('workers_lost'))}"))
     audit = live.get("audit")
     if isinstance(audit, Mapping):
-        violations = [str(v) for v in audit.get("violations") or []]
+        violations = [str(v) for v in as_list(audit.get("violations"))]
         ok = audit.get("ok")
         out.append(
             _row(
@@ -107,7 +108,7 @@ def rows(live: Mapping[str, Any]) -> list[dict[str, str]]:
             status=VERDICT_MARKS.get(verdict, ""),
         )
     )
-    out.extend(_row("Reason", note=str(reason)) for reason in live.get("reasons") or [])
+    out.extend(_row("Reason", note=str(reason)) for reason in as_list(live.get("reasons")))
     return out
 
 
@@ -135,7 +136,7 @@ def _round(value: Any) -> Any:
 
 
 def _errors_note(live: Mapping[str, Any]) -> str:
-    req = live.get("requests") or {}
+    req = as_map(live.get("requests"))
     return f"{fmt_num(req.get('errors'))} errors in {fmt_num(req.get('count'))} requests"
 
 
@@ -192,7 +193,7 @@ def install(environment: Any, live: Callable[[], Mapping[str, Any]]) -> None:
         args.get("extended_tables"), {"key": TAB_KEY, "structure": structure}
     )
     csv_link = {"href": f".{CSV_PATH}", "title": "Download event readiness CSV"}
-    others = [f for f in args.get("extended_csv_files") or [] if f.get("href") != csv_link["href"]]
+    others = [f for f in as_list(args.get("extended_csv_files")) if as_map(f).get("href") != csv_link["href"]]
     args["extended_csv_files"] = [*others, csv_link]
     if already:
         return

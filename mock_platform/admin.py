@@ -192,8 +192,8 @@ OPENAPI: dict[str, Any] = {
     "info": {
         "title": "mock_platform admin and client-simulator API",
         "version": "1",
-        "description": "Control plane of the Alipay/WeChat mock. The gateway methods are documented in "
-        "docs/mock_platform_methods.md.",
+        "description": "Control plane of the Alipay/WeChat mock (the gateway itself is POST /gateway.do "
+        "in Alipay's form-encoded dialect, outside this document).",
     },
     "components": {
         "securitySchemes": {"adminToken": {"type": "apiKey", "in": "header", "name": TOKEN_HEADER}},

@@ -200,10 +200,13 @@ class Faults:
             if len(self._buckets) >= MAX_BUCKETS:
                 self._buckets = {}
             bucket = self._buckets[key] = [throttle.burst, now]
-        tokens = bucket[0] + (now - bucket[1]) * throttle.rate
+        elapsed = now - bucket[1]
+        tokens = (
+            bucket[0] + elapsed * throttle.rate if elapsed > 0 else bucket[0]
+        )  # clock steps back: no refill
         if tokens > throttle.burst:
             tokens = throttle.burst
-        bucket[1] = now
+        bucket[1] = max(now, bucket[1])
         if tokens >= 1.0 - 1e-9:  # float dust from many tiny refills must not eat a whole token
             bucket[0] = tokens - 1.0
             return True

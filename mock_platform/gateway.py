@@ -9,12 +9,14 @@ an envelope; nothing here answers 5xx or leaks a traceback.
 from __future__ import annotations
 
 import asyncio
+import binascii
 import logging
+import re
 import socket
 import struct
 import time
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_to_bytes
 
 import orjson
 from aiohttp import web
@@ -50,8 +52,10 @@ def _invalid(sub_code: str, sub_msg: str, *, error_node: bool = True) -> Refusal
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The body, refusing more than `limit` bytes before reading them when the length is known."""
     length = request.content_length
-    if length is not None and length > limit:
-        raise Refusal("40002", "isv.invalid-parameter", f"request body over {limit} bytes", status=413)
+    if length is not None:
+        if length > limit:
+            raise Refusal("40002", "isv.invalid-parameter", f"request body over {limit} bytes", status=413)
+        return await request.read()
     body = bytearray()
     async for chunk in request.content.iter_any():
         body += chunk
@@ -60,21 +64,50 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _parse_qs(raw: str, where: str) -> dict[str, str]:
+_UNSAFE_FOR_QP = re.compile(rb"%(?![0-9A-Fa-f][0-9A-Fa-f])")
+
+
+def unquote_form(raw: bytes) -> str:
+    """Form decoding ('+' is a space, %XX escapes UTF-8 bytes); UnicodeDecodeError on bad UTF-8.
+
+    Same result as urllib's unquote_to_bytes, several times faster on a biz_content full of
+    escapes: %XX is rewritten as quoted-printable =XX and decoded by binascii in C. Input that
+    quoted-printable would read differently (a stray %, a line break) takes the stdlib path.
+    """
+    if b"%" in raw or b"+" in raw:
+        if b"\n" in raw or b"\r" in raw or _UNSAFE_FOR_QP.search(raw):
+            raw = unquote_to_bytes(raw.replace(b"+", b" "))
+        else:
+            raw = binascii.a2b_qp(raw.replace(b"=", b"=3D").replace(b"%", b"=").replace(b"+", b" "))
+    return raw.decode("utf-8")
+
+
+def _parse_qs(raw: bytes, where: str) -> dict[str, str]:
+    """`k=v&...` as a dict (a later duplicate wins); cheaper than parse_qsl on the hot path."""
+    out: dict[str, str] = {}
+    if not raw:
+        return out
+    pairs = raw.split(b"&")
+    if len(pairs) > MAX_FIELDS:
+        raise _invalid("isv.invalid-parameter", f"the {where} has more than {MAX_FIELDS} fields")
     try:
-        return dict(parse_qsl(raw, keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS))
+        for pair in pairs:
+            if b"%" in pair or b"+" in pair:
+                key, _, value = pair.partition(b"=")
+                out[unquote_form(key)] = unquote_form(value)
+            elif pair:
+                key_text, _, value_text = pair.decode("utf-8").partition("=")
+                out[key_text] = value_text
     except UnicodeDecodeError:
-        raise _invalid(
-            "isv.invalid-charset", f"the {where} is not valid UTF-8 once percent-decoded"
-        ) from None
-    except ValueError as exc:
-        raise _invalid("isv.invalid-parameter", f"the {where} cannot be parsed: {exc}") from None
+        raise _invalid("isv.invalid-charset", f"the {where} is not valid UTF-8") from None
+    return out
 
 
 async def read_params(request: web.Request, limit: int) -> dict[str, str]:
     """Query-string params merged with the form body's (the form wins on a clash)."""
     body = await read_body(request, limit)
-    params = _parse_qs(request.rel_url.raw_query_string, "query string")
+    query = request.rel_url.raw_query_string
+    params = _parse_qs(query.encode("utf-8", "surrogateescape"), "query string") if query else {}
     if body:
         ctype = request.content_type
         if ctype != FORM_TYPE:
@@ -82,11 +115,7 @@ async def read_params(request: web.Request, limit: int) -> dict[str, str]:
         charset = request.charset
         if charset and charset.lower() not in ("utf-8", "utf8"):
             raise _invalid("isv.invalid-charset", f"charset {charset} is not supported; use utf-8")
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise _invalid("isv.invalid-charset", "the request body is not valid UTF-8") from None
-        params.update(_parse_qs(text, "request body"))
+        params.update(_parse_qs(body, "request body"))
     return params
 
 

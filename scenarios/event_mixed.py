@@ -34,12 +34,14 @@ FLASH_ROUND_S = 20.0
 
 
 def next_round() -> float | None:
-    """The next flash-sale round on the run's shared clock (None without a plan: claim at once)."""
+    """The next flash-sale round on the run's shared clock; None (claim at once) without a plan or
+    when no round is left before the plan ends."""
     session = current_session()
     if session is None or session.t0 is None:
         return None
     elapsed = time.time() - session.t0
-    return session.t0 + math.ceil(elapsed / FLASH_ROUND_S) * FLASH_ROUND_S
+    opening = math.ceil(elapsed / FLASH_ROUND_S) * FLASH_ROUND_S
+    return session.t0 + opening if opening < session.plan.duration_s else None
 
 
 class EventVisitor(PlatformUser):

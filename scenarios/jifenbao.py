@@ -4,10 +4,11 @@ Event: Alipay's Jifenbao (集分宝) points channel sends visitors to the mercha
 where each visit ends in a points grant (`alipay.user.alipaypoint.send`, 100 points = 1 yuan). The
 channel asks the merchant to hold at least 200 QPS of points sends before it goes live.
 
-Traffic: an open stream of visits at the plan's rate. New visitors (60%) log in (auth code, then
-`alipay.system.oauth.token`); returning visitors (35%) reuse their session; dormant ones (5%) log
-in with an id never seen in the run. Each visit queries the budget (`points.budget`), pauses like
-a person, then receives points with a unique partner_biz_no (`points.send`).
+Traffic: an open stream of visits at the plan's rate. Most visitors come back daily to collect
+points: returning visitors (65%) reuse their session; new visitors (30%) log in (auth code, then
+`alipay.system.oauth.token`); dormant ones (5%) log in with an id never seen in the run. Each
+visit queries the budget (`points.budget`), pauses like a person, then receives points with a
+unique partner_biz_no (`points.send`).
 
 Gated: `points.send` held at >= 200 QPS over the hold stage, latency budgets per endpoint, error
 rate; with the mock, the ledger audit and the reconciliation of sends seen vs points issued.
@@ -54,7 +55,7 @@ def visit(user: PlatformUser) -> None:
 
 
 class JifenbaoVisitor(PlatformUser):
-    population_shares = (0.60, 0.35, 0.05)
+    population_shares = (0.30, 0.65, 0.05)
 
     @task
     def channel_visit(self) -> None:

@@ -44,6 +44,7 @@ DEFAULT_SUMMARY = ROOT / "tests" / "loadkit" / "fixtures" / "sample_summary.json
 
 DEMO_LOCUSTFILE = """
 import json
+import random
 import time
 
 from locust import User, constant, events, task
@@ -54,13 +55,19 @@ SUMMARY = json.loads({summary!r})
 STARTED = {{"t0": None}}
 
 
-class IdleUser(User):
+class ReplayUser(User):
+    # no I/O: made-up request events, so Locust's own header shows a plausible rate
+
     host = {host!r}
-    wait_time = constant(1)
+    wait_time = constant(0.1)
 
     @task
-    def idle(self):
-        pass
+    def replay(self):
+        for _ in range(24):
+            self.environment.events.request.fire(
+                request_type="POST", name="points.send", response_time=random.lognormvariate(3.5, 0.6),
+                response_length=0, exception=None, context={{}},
+            )
 
 
 @events.test_start.add_listener
@@ -186,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
     parser.add_argument("--summary", type=Path, default=DEFAULT_SUMMARY, help="a summary.json")
     parser.add_argument("--url", help="a running Locust web UI on loopback (default: start a demo one)")
-    parser.add_argument("--wait", type=float, default=5.0, help="seconds to let the tab update")
+    parser.add_argument("--wait", type=float, default=10.0, help="seconds to let the tab update")
     args = parser.parse_args(argv)
     if args.url and urlparse(args.url).hostname not in ("127.0.0.1", "localhost"):
         parser.error("--url must be a loopback address (127.0.0.1 or localhost)")

@@ -129,3 +129,10 @@ def test_compare_zero_baseline_and_missing_figures():
         "worse": False,
     }
     assert not any(r["worse"] for r in history.compare(base, base))
+
+
+def test_none_means_the_current_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_id = history.record_run(None, summary(), None)
+    assert (tmp_path / history.DB_NAME).is_file()
+    assert history.list_runs(None)[0]["id"] == run_id

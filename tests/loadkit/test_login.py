@@ -113,3 +113,29 @@ def test_session_cache_is_bounded_and_drops_expired():
     assert len(cache) == 3 and cache.get("u0") is None and cache.get("u4") is not None
     cache.put(Session("old", None, "t", time.time() - 1))
     assert cache.get("old") is None
+
+
+def test_platform_user_reuses_a_returning_visitors_session(platform_and_events):
+    from loadkit.population import Visitor
+    from loadkit.user import PlatformUser
+
+    fake, client, _ = platform_and_events
+    host = client.http.base_url
+
+    class Member(PlatformUser):
+        @task
+        def noop(self) -> None:
+            pass
+
+    Member.host = host
+    env = Environment(user_classes=[Member], host=host)
+    user = Member(env)
+    assert user.platform.app_id == "2021000000000001"
+    visitor = user.population.next()
+    assert visitor.kind == "new"
+    first = user.login(visitor)
+    again = user.login(Visitor(visitor.user_id, "returning"))
+    assert first is not None and again is first
+    assert fake.calls.count("sim") == 1  # the returning visit made no login round trip
+    other = Member(env)
+    assert other.population is user.population  # one population per class per process

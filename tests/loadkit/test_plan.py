@@ -416,3 +416,16 @@ def test_absolute_locustfile_is_kept(tmp_path):
     assert plan.locustfile == target
     rel = parse_plan(base() | {"locustfile": "f.py"}, source=tmp_path / "sub" / "p.yaml")
     assert rel.locustfile == tmp_path / "sub" / "f.py"
+
+
+def test_unhashable_yaml_key_is_a_plan_error(tmp_path):
+    path = write(tmp_path, "name: x\n? [a]\n: 1\nstages: [{duration: 1, qps: 1}]\n")
+    with pytest.raises(PlanError, match=r"line 2.*unhashable key"):
+        load_plan(path)
+
+
+def test_missing_required_key_says_what_was_expected():
+    with pytest.raises(
+        PlanError, match=r"^p\.yaml: stages\[0\]\.duration: required key is missing \(expected a dur"
+    ):
+        parse_plan({"name": "x", "stages": [{"qps": 1}]}, source="p.yaml")

@@ -19,6 +19,8 @@ from locust.env import Environment
 
 from loadkit import webui
 
+PASS, FAIL = webui.MARKS[True], webui.MARKS[False]
+
 
 class IdleUser(User):
     """Makes no network calls: the tab is what is under test."""
@@ -49,8 +51,30 @@ def live_snapshot(qps_now: float = 231.0) -> dict[str, Any]:
         "arrivals": {"scheduled": 28800, "sent": 28790, "late": 36, "dropped": 10},
         "generator": {"cpu_max": 61.5, "cpu_avg": 44.2, "workers": 2, "workers_lost": 0},
         "checks": [
-            {"name": "qps_min", "ok": True, "observed": 238.9, "limit": 200, "unit": "req/s"},
-            {"name": "latency_p99", "ok": False, "observed": 612.0, "limit": 500, "unit": "ms"},
+            {
+                "name": "qps_min",
+                "ok": True,
+                "observed": 238.9,
+                "limit": 200,
+                "unit": "req/s",
+                "kind": "budget",
+            },
+            {
+                "name": "latency_p99",
+                "ok": False,
+                "observed": 612.0,
+                "limit": 500,
+                "unit": "ms",
+                "kind": "budget",
+            },
+            {
+                "name": "arrivals_on_time",
+                "ok": True,
+                "observed": 0.9984,
+                "limit": 0.99,
+                "unit": "fraction",
+                "kind": "health",
+            },
         ],
         "audit": {"ok": True, "violations": [], "totals": {}},
         "verdict": "fail",
@@ -148,14 +172,16 @@ def test_stats_requests_carries_rows_that_follow_live(ui: UI, fake: FakeLive) ->
     assert item(first, "Stage")["observed"] == "hold (3 of 3)"
     assert item(first, "Stage")["note"] == "120 s elapsed, 480 s left"
     assert item(first, "QPS held")["observed"] == "238.9" and item(first, "QPS held")["limit"] == "240.0"
-    assert item(first, "Budget: qps_min")["status"] == "✔ PASS"
+    assert item(first, "Budget: qps_min")["status"] == PASS
     p99 = item(first, "Budget: latency_p99")
-    assert (p99["observed"], p99["limit"], p99["status"]) == ("612 ms", "500 ms", "✘ FAIL")
+    assert (p99["observed"], p99["limit"], p99["status"]) == ("612 ms", "500 ms", FAIL)
+    on_time = item(first, "Generator: arrivals_on_time")
+    assert (on_time["observed"], on_time["limit"], on_time["status"]) == ("99.84%", "99.00%", PASS)
     assert item(first, "Arrivals late")["note"] == "0.12% of 28,800 scheduled"
     assert item(first, "Generator CPU max / avg")["observed"] == "61.5% / 44.2%"
-    assert item(first, "Mock audit")["status"] == "✔ PASS"
+    assert item(first, "Mock audit")["status"] == PASS
     assert item(first, "Verdict so far")["observed"] == "not ready so far"
-    assert item(first, "Verdict so far")["status"] == "✘ FAIL"
+    assert item(first, "Verdict so far")["status"] == FAIL
     assert item(first, "Reason")["note"] == "p99 612 ms is above the 500 ms budget"
     # Locust memoizes /stats/requests for 2 s; the rows must still be fresh on every poll
     second = ui.rows()
@@ -172,7 +198,7 @@ def test_live_json_and_csv_routes(ui: UI) -> None:
     assert status == 200 and ctype.startswith("text/csv")
     table = list(csv.reader(io.StringIO(body)))
     assert table[0] == ["Item", "Observed", "Limit", "Status", "Note"]
-    assert ["Budget: latency_p99", "612 ms", "500 ms", "✘ FAIL", ""] in table
+    assert ["Budget: latency_p99", "612 ms", "500 ms", FAIL, ""] in table
 
 
 def test_live_failing_or_partial_never_breaks_the_poll(ui: UI, fake: FakeLive) -> None:
@@ -195,7 +221,7 @@ def test_live_failing_or_partial_never_breaks_the_poll(ui: UI, fake: FakeLive) -
     assert webui.rows({"stage": None}) == [webui._row("Event readiness", "waiting for the test to start")]
     partial = webui.rows({"stage": {"name": "warmup"}, "checks": [{"name": "x"}], "generator": None})
     assert item(partial, "Stage")["note"] == "— s elapsed, — s left"
-    assert item(partial, "Budget: x")["status"] == "?"
+    assert item(partial, "Check: x")["status"] == "?"
 
 
 def test_base_path_and_reinstall_and_existing_extended_stats(fake: FakeLive) -> None:

@@ -120,7 +120,7 @@ class _ServerThread(threading.Thread):
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         try:
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            await web.TCPSite(runner, "127.0.0.1", self.config.port).start()
             host, port = runner.addresses[0][:2]
             self.mock = RunningMock(f"http://{host}:{port}", app[STATE].admin_token, app)
             self.ready.set()
@@ -146,7 +146,8 @@ class _ServerThread(threading.Thread):
 @pytest.fixture
 def make_mock() -> Iterator[Any]:
     """Factory: `make_mock(config=None, **options)` -> RunningMock; `config` is a MockConfig or a
-    config-file mapping, `options` are MockConfig switches (strict=True, ...)."""
+    config-file mapping, `options` are MockConfig switches (strict=True, ...). It binds 127.0.0.1
+    on port 0 unless `port=` says otherwise; a failed bind raises OSError."""
     threads: list[_ServerThread] = []
 
     def start(config: MockConfig | Mapping[str, Any] | None = None, **options: Any) -> RunningMock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import random
 import re
 import socket
 import time
@@ -14,6 +15,7 @@ from alipay.aop.api.util.SignatureUtils import get_sign_content, sign_with_rsa2
 from cryptography.hazmat.primitives import serialization
 
 from mock_platform import envelope, signing
+from mock_platform.gateway import unquote_form
 from mock_platform.methods import METHODS
 
 APP_ID = "2021000000000001"
@@ -86,6 +88,41 @@ def doc_of(raw: bytes) -> tuple[str, dict]:
     doc = json.loads(raw)
     node = next(iter(doc))
     return node, doc[node]
+
+
+# ----------------------------------------------------------------------------- form decoding
+
+
+def test_form_decoding_matches_the_stdlib_on_random_input() -> None:
+    rnd = random.Random(7)
+    pieces = [
+        b"a",
+        b"=",
+        b"%",
+        b"+",
+        b" ",
+        b"3",
+        b"D",
+        b"f",
+        b"z",
+        b"\t",
+        b"\n",
+        b"\r",
+        "集".encode(),
+        b"\xff",
+        b"_",
+    ]
+    for _ in range(20000):
+        raw = b"".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 10)))
+        try:
+            expected = urllib.parse.unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            with pytest.raises(UnicodeDecodeError):
+                unquote_form(raw)
+        else:
+            assert unquote_form(raw) == expected, raw
+    biz = json.dumps({"memo": "集分宝 & = + %", "n": 1}, ensure_ascii=False)
+    assert unquote_form(urllib.parse.quote_plus(biz).encode()) == biz
 
 
 # ----------------------------------------------------------------------------- envelopes

@@ -126,3 +126,21 @@ def test_injected_faults_map_to_wechat_errors(make_mock) -> None:
         "429/FREQUENCY_LIMITED": 1,
         "500/SYSTEM_ERROR": 1,
     }
+
+
+def test_coupon_body_over_the_limit_is_413(make_mock) -> None:
+    mock = make_mock({"seed": SEED, "limits": {"max_body_bytes": 1024}})
+    status, headers, raw = mock.request(
+        "POST", "/v3/marketing/favor/users/oABC/coupons", b"{" + b" " * 2000 + b"}"
+    )
+    assert status == 413 and "Request-ID" in headers
+    assert json.loads(raw)["code"] == "PARAM_ERROR"
+
+
+def test_outage_reset_drops_the_connection(make_mock) -> None:
+    mock = make_mock({"seed": SEED, "faults": {"wechat.coupon.send": {"outage": {"mode": "reset"}}}})
+    openid = login(mock)
+    with pytest.raises(OSError):  # ConnectionResetError, or urllib's wrapper of it
+        send(mock, openid, "r-1")
+    _, audit = mock.admin("GET", "/admin/audit")
+    assert audit["totals"]["wechat_coupons"]["9856000"]["issued"] == 0

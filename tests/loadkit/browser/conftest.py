@@ -167,11 +167,24 @@ def open_readiness_tab(page: object) -> None:
     page.locator("table tbody tr").first.wait_for()
 
 
+READ_TABLE_JS = """() => Array.from(document.querySelectorAll('table tbody tr'))
+    .map(tr => Array.from(tr.querySelectorAll('td')).map(td => td.innerText.trim()))"""
+
+
 def readiness_rows(page: object) -> dict[str, list[str]]:
-    """The tab's table as {item: [observed, limit, status, note]} (items may repeat: last wins)."""
-    out: dict[str, list[str]] = {}
-    for row in page.locator("table tbody tr").all():
-        cells = [c.strip() for c in row.locator("td").all_inner_texts()]
-        if cells:
-            out[cells[0]] = cells[1:]
-    return out
+    """The tab's table as {item: [observed, limit, status, note]} (a repeated item keeps the last).
+
+    Read in one evaluation: cell by cell, a poll could land between two rows of one reading."""
+    table = page.evaluate(READ_TABLE_JS)
+    return {cells[0]: [c.replace("\u00a0", " ") for c in cells[1:]] for cells in table if cells}
+
+
+def wait_for_rows_change(page: object, before: dict[str, list[str]], item: str, timeout: float = 10.0):
+    """The next reading whose `item` row differs from `before` (the UI polls every 2 s)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = readiness_rows(page)
+        if rows.get(item) != before.get(item):
+            return rows
+        page.wait_for_timeout(250)
+    raise AssertionError(f"the {item!r} row did not change within {timeout:g} s: {before.get(item)}")

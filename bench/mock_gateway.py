@@ -1,0 +1,237 @@
+"""Benchmark: the mock's gateway (voucher.send) against a bare aiohttp + uvloop hello-world.
+
+Both servers run pinned to CPU 0, the load generators to CPU 1 (when `taskset` exists and there are
+two CPUs), everything on 127.0.0.1:
+
+1. max rate: wrk (Debian's) with bench/voucher_send.lua — the same unsigned voucher.send form, a
+   unique out_biz_no and user per request — against each server; both rates and their ratio;
+2. latency at a fixed 5,000 req/s: bench/loadgen.py (wrk has no rate control and wrk2 is not in
+   Debian), latency counted from each request's intended send time;
+3. 10,000 requests in flight with 100 ms of injected constant latency (PUT /admin/faults).
+
+    .venv/bin/python bench/mock_gateway.py            # about a minute
+    .venv/bin/python bench/mock_gateway.py --json     # the figures as one JSON object
+
+Goals (issue 2): gateway >= 0.5 x hello-world on one core; p99 < 10 ms at 5,000 req/s;
+10,000 in flight at 100 ms without errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+TOKEN = "bench-admin-token"
+ACTIVITY = "BENCH-ACT"
+SEND = "alipay.marketing.activity.voucher.send"
+
+
+def pin(cpu: int) -> list[str]:
+    """`taskset -c CPU` when pinning is possible here, else nothing."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", str(cpu)]
+    return []
+
+
+@dataclass
+class Server:
+    url: str
+    pid: int  # taskset execs the command: this is the server's own pid
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1].split("/")[0])
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the server has used so far, from /proc."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def server(cmd: list[str], ready: str) -> Iterator[Server]:
+    """Start a server, wait for its `ready` line (holding a URL), stop it with SIGTERM at the end."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 20
+        url = None
+        for line in proc.stdout:
+            match = re.search(ready + r" (http://\S+)", line)
+            if match:
+                url = match.group(1)
+                break
+            if time.monotonic() > deadline:
+                break
+        if url is None:
+            raise SystemExit(f"bench: {' '.join(cmd)} did not start")
+        yield Server(url, proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def admin(url: str, method: str, path: str, body: Any) -> Any:
+    req = urllib.request.Request(url + path, data=json.dumps(body).encode(), method=method)
+    req.add_header("X-Admin-Token", TOKEN)
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def wrk(target: Server, seconds: int, connections: int) -> dict[str, Any]:
+    """One wrk run; the rate, and the server's CPU time per request (what one free core would
+    give, whatever else the machine is running)."""
+    cmd = [
+        *pin(1),
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(BENCH / "voucher_send.lua"),
+        target.url,
+        "--",
+        ACTIVITY,
+    ]
+    cpu0 = target.cpu_s()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
+    cpu = target.cpu_s() - cpu0
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    counts = re.search(r"voucher_send ok=(\d+) other=(\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    p99 = re.search(r"99%\s+(\S+)", out)
+    return {
+        "rate": rate,
+        "requests": requests,
+        "cpu_us_per_request": round(cpu * 1e6 / requests, 1),
+        "ok": int(counts.group(1)) if counts else None,
+        "other": int(counts.group(2)) if counts else None,
+        "socket_errors": errors.group(1) if errors else None,
+        "p99": p99.group(1) if p99 else None,
+        "command": " ".join(cmd),
+    }
+
+
+def loadgen(port: int, *args: str, timeout: float = 120) -> dict[str, Any]:
+    cmd = [
+        *pin(1),
+        sys.executable,
+        str(BENCH / "loadgen.py"),
+        *args,
+        "--port",
+        str(port),
+        "--activity",
+        ACTIVITY,
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True).stdout
+    return {**json.loads(out.strip().splitlines()[-1]), "command": " ".join(cmd)}
+
+
+def run(seconds: int) -> dict[str, Any]:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the servers inherit it: 10k sockets
+    mock_cmd = [*pin(0), sys.executable, "-m", "mock_platform", "--port", "0", "--admin-token", TOKEN]
+    hello_cmd = [*pin(0), sys.executable, str(BENCH / "hello_server.py"), "--port", "0"]
+    seed = {
+        "activities": [
+            {
+                "activity_id": ACTIVITY,
+                "activity_name": "bench",
+                "quantity": 99_999_999,
+                "quantity_limit_per_user": 0,
+                "amount": "1.00",
+                "publish_start_time": "2020-01-01 00:00:00",
+                "publish_end_time": "2099-01-01 00:00:00",
+            }
+        ]
+    }
+    result: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "pinned": bool(pin(0)),
+        "loadavg_before": os.getloadavg(),
+    }
+    with server(mock_cmd, "listening on") as mock, server(hello_cmd, "listening on") as hello:
+        admin(mock.url, "POST", "/admin/seed", seed)
+        for target in (mock, hello):  # warm-up: imports, first connections, caches
+            wrk(target, 2, 64)
+        result["wrk_gateway"] = wrk(mock, seconds, 64)
+        result["wrk_hello"] = wrk(hello, seconds, 64)
+        result["ratio"] = round(result["wrk_gateway"]["rate"] / result["wrk_hello"]["rate"], 3)
+        result["ratio_cpu"] = round(
+            result["wrk_hello"]["cpu_us_per_request"] / result["wrk_gateway"]["cpu_us_per_request"], 3
+        )
+        paced = ("paced", "--rate", "5000", "--duration", "5", "--connections", "128")
+        result["paced_gateway"] = loadgen(mock.port, *paced, "--run", "p")
+        result["paced_hello"] = loadgen(hello.port, *paced)
+        admin(mock.url, "PUT", "/admin/faults", {SEND: {"latency": {"dist": "constant", "ms": 100}}})
+        inflight = ("inflight", "--connections", "10000", "--duration", "5", "--run", "i")
+        result["inflight_gateway"] = loadgen(mock.port, *inflight)
+        admin(mock.url, "PUT", "/admin/faults", {})
+        request = urllib.request.Request(mock.url + "/admin/audit", headers={"X-Admin-Token": TOKEN})
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            result["audit_ok"] = json.loads(resp.read())["ok"]
+    result["loadavg_after"] = os.getloadavg()
+    return result
+
+
+def report(r: dict[str, Any]) -> str:
+    g, h = r["wrk_gateway"], r["wrk_hello"]
+    pg, ph, inf = r["paced_gateway"], r["paced_hello"], r["inflight_gateway"]
+    lines = [
+        f"CPUs {r['cpus']}, servers pinned to CPU 0 and clients to CPU 1: {r['pinned']}; "
+        f"load average before {r['loadavg_before'][0]:.2f}, after {r['loadavg_after'][0]:.2f}",
+        f"wrk max rate   gateway voucher.send {g['rate']:>9.0f} req/s (ok {g['ok']}, other {g['other']}, "
+        f"p99 {g['p99']})",
+        f"               hello-world          {h['rate']:>9.0f} req/s (p99 {h['p99']})",
+        f"               ratio gateway / hello-world = {r['ratio']:.2f}   (goal >= 0.5)",
+        f"CPU/request    gateway {g['cpu_us_per_request']} us, hello-world {h['cpu_us_per_request']} us: "
+        f"on a free core the gateway would reach {r['ratio_cpu']:.2f} x hello-world",
+        f"5,000 req/s    gateway p50 {pg['latency_ms']['p50']} ms, p99 {pg['latency_ms']['p99']} ms, "
+        f"max {pg['latency_ms']['max']} ms; {pg['ok']}/{pg['sent']} ok, errors {pg['errors']}"
+        "   (goal p99 < 10 ms)",
+        f"               hello-world p50 {ph['latency_ms']['p50']} ms, p99 {ph['latency_ms']['p99']} ms",
+        f"in flight      {inf['peak_in_flight']} concurrent at 100 ms injected: {inf['responses']} answers, "
+        f"{inf['ok']} ok, {inf['not_ok']} not ok, errors {inf['errors']}, unanswered {inf['unanswered']}, "
+        f"{inf['rate']} req/s, p50 {inf['latency_ms']['p50']} ms, p99 {inf['latency_ms']['p99']} ms",
+        f"audit ok: {r['audit_ok']}",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=8, help="length of each measured wrk run (default 8)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("bench: wrk is not installed (Debian: apt-get install wrk)")
+    result = run(args.seconds)
+    print(json.dumps(result, indent=2) if args.json else report(result))
+
+
+if __name__ == "__main__":
+    main()
