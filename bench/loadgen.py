@@ -115,7 +115,10 @@ def percentiles(xs: list[float]) -> dict[str, float]:
     if not xs:
         return {}
     xs = sorted(xs)
-    pick = lambda q: round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1000, 3)  # noqa: E731
+
+    def pick(q: float) -> float:
+        return round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1000, 3)
+
     return {"p50": pick(0.5), "p90": pick(0.9), "p99": pick(0.99), "p999": pick(0.999), "max": pick(1.0)}
 
 
@@ -156,7 +159,6 @@ async def paced(port: int, rate: float, duration: float, conns: int, make: Calla
     idle: collections.deque[Conn] = collections.deque()
     backlog: collections.deque[float] = collections.deque()
     counter = itertools.count()
-
     lost: list[Conn] = []
 
     def done(conn: Conn, ok: bool, error: str | None) -> None:
@@ -186,7 +188,9 @@ async def paced(port: int, rate: float, duration: float, conns: int, make: Calla
     deadline = time.perf_counter() + 10
     while (backlog or len(idle) + len(lost) < conns) and time.perf_counter() < deadline:
         await asyncio.sleep(0.01)
-    return tally.report(mode="paced", rate=rate, duration_s=duration, connections=conns, sent=total)
+    result = tally.report(mode="paced", rate=rate, duration_s=duration, connections=conns, sent=total)
+    result["unanswered"] = total - result["responses"]
+    return result
 
 
 async def inflight(port: int, connections: int, duration: float, make: Callable[[int], bytes]) -> dict:

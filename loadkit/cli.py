@@ -17,6 +17,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -70,9 +71,17 @@ class MockProcess:
                 break
             seen.append(line.rstrip())
             if match := READY_LINE.search(line):
+                threading.Thread(target=self._drain, daemon=True).start()
                 return match.group(1)
         self.stop()
         raise UsageError("the mock platform did not start:\n  " + "\n  ".join(seen[-10:]))
+
+    def _drain(self) -> None:
+        """Keep reading the mock's output so a chatty mock never blocks on a full pipe; pass on
+        what it says (it is quiet unless something is wrong)."""
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            sys.stderr.write(f"mock_platform: {line}")
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -1,11 +1,11 @@
 """Latency histogram with HDR semantics (µs, 1 µs … 1 h, 3 significant digits).
 
-Counts are kept sparsely as ``{lowest equivalent value in µs: count}`` using exactly the bucketing of
-``hdrh.histogram.HdrHistogram(1, 3_600_000_000, 3)``: recording costs a dict increment instead of a
-1.2 µs ``record_value`` and a histogram that saw a few hundred distinct values weighs a few KB
-instead of hdrh's 180 KB counts array.  hdrh is used for the wire format (``encode``/``decode``,
-its compressed base64 "histoblob"), so any HDR tool can read what workers ship, and percentiles
-follow hdrh's rule (verified against it in the tests).
+Counts are kept sparsely as ``{index in hdrh's counts array: count}`` for
+``hdrh.histogram.HdrHistogram(1, 3_600_000_000, 3)``: recording costs a dict increment instead of
+hdrh's 1.2 µs ``record_value``, a histogram that saw a few hundred distinct values weighs a few KB
+instead of hdrh's 180 KB counts array, and encoding writes the counts straight into hdrh's array.
+hdrh is used for the wire format (``encode``/``decode``, its compressed base64 "histoblob"), so any
+HDR tool can read what workers ship, and percentiles follow hdrh's rule (checked in the tests).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import binascii
 import bisect
 import itertools
+import operator
 import zlib
 from collections.abc import Iterator
 
@@ -22,9 +23,11 @@ from hdrh.histogram import HdrHistogram
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000  # one hour
 SIGNIFICANT_DIGITS = 3
-# With 3 significant digits hdrh uses 2048 sub-buckets: values below 2048 µs are exact, above that a
-# bucket is 2**(bit_length - 11) µs wide.
-_SUB_BUCKET_BITS = 11
+# With 3 significant digits hdrh uses 2048 sub-buckets: values below 2048 µs are exact (index =
+# value); above, a bucket is 2**shift µs wide (shift = bit_length - 11) and its index is
+# (shift + 1) * 1024 + (value >> shift) - 1024.
+_SUB_BITS = 11
+_HALF = 1 << (_SUB_BITS - 1)
 _WORD_FORMATS = {2: "H", 4: "I", 8: "Q"}
 
 
@@ -33,31 +36,43 @@ class HistogramDecodeError(ValueError):
 
 
 def bucket_us(value_us: int) -> int:
-    """Lowest value (µs) equivalent to ``value_us`` at 3 significant digits."""
-    shift = value_us.bit_length() - _SUB_BUCKET_BITS
-    return value_us if shift <= 0 else (value_us >> shift) << shift
+    """Bucket (hdrh counts index) of a non-negative integer latency in µs, clamped to one hour."""
+    value = min(value_us, HIGHEST_US)
+    shift = value.bit_length() - _SUB_BITS
+    return value if shift <= 0 else ((shift + 1) << (_SUB_BITS - 1)) + (value >> shift) - _HALF
 
 
 def bucket_ms(ms: float) -> int:
-    """Bucket key (µs) of a latency in ms, clamped to the range: negative or NaN → 0, > 1 h → 1 h."""
+    """Bucket of a latency in ms, clamped to the range: negative or NaN → 0, above one hour → 1 h."""
     us = ms * 1000.0
     if not us >= 0.0:  # also catches NaN
         return 0
-    if us > HIGHEST_US:
-        return bucket_us(HIGHEST_US)
-    value = int(us + 0.5)
-    shift = value.bit_length() - _SUB_BUCKET_BITS  # bucket_us inlined: this is the stats hot path
-    return value if shift <= 0 else (value >> shift) << shift
+    value = int(us + 0.5) if us < HIGHEST_US else HIGHEST_US
+    shift = value.bit_length() - _SUB_BITS  # bucket_us inlined: this is the stats hot path
+    return value if shift <= 0 else ((shift + 1) << (_SUB_BITS - 1)) + (value >> shift) - _HALF
 
 
-def _highest_equivalent_us(key: int) -> int:
-    shift = key.bit_length() - _SUB_BUCKET_BITS
-    return key if shift <= 0 else key + (1 << shift) - 1
+_TOP = bucket_ms(float("inf"))  # the bucket of one hour: the highest we keep
 
 
-def _median_equivalent_us(key: int) -> float:
-    shift = key.bit_length() - _SUB_BUCKET_BITS
-    return float(key) if shift <= 0 else key + (1 << shift) / 2
+def lowest_us(bucket: int) -> int:
+    """Lowest latency (µs) in a bucket."""
+    if bucket < 2 * _HALF:
+        return bucket
+    shift = (bucket >> (_SUB_BITS - 1)) - 1
+    return ((bucket & (_HALF - 1)) + _HALF) << shift
+
+
+def _highest_us(bucket: int) -> int:
+    if bucket < 2 * _HALF:
+        return bucket
+    return lowest_us(bucket) + (1 << ((bucket >> (_SUB_BITS - 1)) - 1)) - 1
+
+
+def _median_us(bucket: int) -> float:
+    if bucket < 2 * _HALF:
+        return float(bucket)
+    return lowest_us(bucket) + (1 << ((bucket >> (_SUB_BITS - 1)) - 1)) / 2
 
 
 class LatencyHistogram:
@@ -76,8 +91,8 @@ class LatencyHistogram:
         buckets[key] = buckets.get(key, 0) + 1
         self.count += 1
 
-    def record_us_bucket(self, key: int, n: int = 1) -> None:
-        """Add ``n`` counts at a key from :func:`bucket_ms` (the Recorder computes it once per request)."""
+    def record_bucket(self, key: int, n: int = 1) -> None:
+        """Add ``n`` counts at a :func:`bucket_ms` bucket (the Recorder computes it once per request)."""
         buckets = self._buckets
         buckets[key] = buckets.get(key, 0) + n
         self.count += n
@@ -94,8 +109,8 @@ class LatencyHistogram:
         self.count = 0
 
     def items(self) -> Iterator[tuple[int, int]]:
-        """(lowest equivalent µs, count) pairs in ascending value order."""
-        return iter(sorted(self._buckets.items()))
+        """(lowest µs of the bucket, count) pairs in ascending value order."""
+        return ((lowest_us(b), n) for b, n in sorted(self._buckets.items()))
 
     def percentile_ms(self, p: float) -> float | None:
         """Value at percentile ``p`` (0..100) with hdrh's rule; None when empty."""
@@ -105,29 +120,29 @@ class LatencyHistogram:
         """Several percentiles from one sort: the value at rank round(p% × count) (at least 1)."""
         if not self.count:
             return dict.fromkeys(ps)
-        keys = sorted(self._buckets)
-        cumulative = list(itertools.accumulate(self._buckets[k] for k in keys))
+        items = sorted(self._buckets.items())
+        cumulative = list(itertools.accumulate(map(operator.itemgetter(1), items)))
         out: dict[float, float | None] = {}
         for p in ps:
             q = min(max(float(p), 0.0), 100.0)
-            key = keys[bisect.bisect_left(cumulative, max(int(q * self.count / 100 + 0.5), 1))]
-            out[p] = (_highest_equivalent_us(key) if q else key) / 1000.0
+            key = items[bisect.bisect_left(cumulative, max(int(q * self.count / 100 + 0.5), 1))][0]
+            out[p] = (_highest_us(key) if q else lowest_us(key)) / 1000.0
         return out
 
     @property
     def max_ms(self) -> float | None:
-        return _highest_equivalent_us(max(self._buckets)) / 1000.0 if self.count else None
+        return _highest_us(max(self._buckets)) / 1000.0 if self.count else None
 
     @property
     def min_ms(self) -> float | None:
-        return min(self._buckets) / 1000.0 if self.count else None
+        return lowest_us(min(self._buckets)) / 1000.0 if self.count else None
 
     @property
     def mean_ms(self) -> float | None:
         """Mean over bucket midpoints (what hdrh reports; survives encode/merge unchanged)."""
         if not self.count:
             return None
-        total = sum(_median_equivalent_us(k) * n for k, n in self._buckets.items())
+        total = sum(_median_us(k) * n for k, n in self._buckets.items())
         return total / self.count / 1000.0
 
     def summary_ms(self) -> dict[str, float | None]:
@@ -144,8 +159,13 @@ class LatencyHistogram:
     def encode(self) -> str:
         """hdrh's compressed base64 histoblob (V2), readable by any HDR implementation."""
         hdr = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
-        for key, n in self._buckets.items():
-            hdr.record_value(key, n)
+        if self.count:
+            # Buckets are hdrh's own indices: filled directly, ~10x faster than record_value() per
+            # bucket (a worker encodes all it holds every 3 s, blocking its event loop meanwhile).
+            counts = hdr.counts
+            for index, n in self._buckets.items():
+                counts[index] = n
+            hdr.set_internal_tacking_values(min(self._buckets), max(self._buckets), self.count)
         return hdr.encode().decode("ascii")
 
     @classmethod
@@ -167,12 +187,18 @@ class LatencyHistogram:
         # Scanning the ctypes array element by element costs ~3 ms; a memoryview scan is 5x faster.
         raw = bytes(hdr.counts)
         counts = memoryview(raw).cast(_WORD_FORMATS[len(raw) // hdr.counts_len])
-        buckets = out._buckets
-        for index in itertools.compress(range(hdr.counts_len), counts):
-            n = counts[index]
-            key = bucket_us(min(hdr.get_value_from_index(index), HIGHEST_US))
-            buckets[key] = buckets.get(key, 0) + n
-            out.count += n
+        nonzero = itertools.compress(range(hdr.counts_len), counts)
+        if (hdr.lowest_trackable_value, hdr.significant_figures) == (LOWEST_US, SIGNIFICANT_DIGITS):
+            out._buckets = {index: counts[index] for index in nonzero}  # our layout: indices as they are
+            above = [index for index in out._buckets if index > _TOP]  # a wider range than ours
+            for index in above:
+                out._buckets[_TOP] = out._buckets.get(_TOP, 0) + out._buckets.pop(index)
+        else:  # another tool's histoblob with other settings: re-bucketed at the value hdrh reports
+            buckets = out._buckets
+            for index in nonzero:
+                key = bucket_us(hdr.get_highest_equivalent_value(hdr.get_value_from_index(index)))
+                buckets[key] = buckets.get(key, 0) + counts[index]
+        out.count = sum(out._buckets.values())
         return out
 
     def __len__(self) -> int:

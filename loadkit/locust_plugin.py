@@ -40,6 +40,7 @@ log = logging.getLogger("loadkit")
 
 START_MESSAGE = "loadkit:start"
 PROGRESS_EVERY_S = 5.0
+DEFAULT_STOP_TIMEOUT_S = 10.0
 # The plan keys a worker needs to pace (it may run on another machine without the plan file).
 WORKER_PLAN_KEYS = ("name", "stages", "arrivals", "budgets")
 
@@ -121,6 +122,7 @@ def _on_init(environment: Environment, runner: Any = None, web_ui: Any = None, *
     except UnsafeHostError as exc:
         _fail_setup(f"{plan_path}: {exc}")
     environment.host = host
+    _default_stop_timeout(environment)
 
     mock = None
     if getattr(opts, "mock_admin_token", None):
@@ -148,6 +150,13 @@ def _on_init(environment: Environment, runner: Any = None, web_ui: Any = None, *
     gevent.spawn(_monitor, environment)
 
 
+def _default_stop_timeout(environment: Environment) -> None:
+    """Let a task under way finish when the run ends: a user killed mid-request leaves an effect
+    in the ledger that no user saw (reconciliation allows for it, but fewer is better)."""
+    if not environment.stop_timeout:
+        environment.stop_timeout = DEFAULT_STOP_TIMEOUT_S
+
+
 def _workers(environment: Environment) -> int:
     runner = environment.runner
     if isinstance(runner, MasterRunner):
@@ -166,6 +175,7 @@ def _on_start_message(environment: Environment, msg: Any, **_kw: Any) -> None:
             log.error("loadkit: cannot pace, the master's plan did not parse: %s", exc)
             return
         _session = RunSession(plan, role="worker", report_dir=None, mock=None)
+        _default_stop_timeout(environment)
         install(environment.user_classes, _session.new_pacer(1.0))
         gevent.spawn(_sample_cpu)
     workers = max(1, int(data.get("workers", 1)))

@@ -1,14 +1,15 @@
 """What the requests of a run did, per plan stage and endpoint, in a form workers can ship.
 
 One `Recorder` per process.  `record()` is called from Locust's request listener (the stats hot
-path, ~1-2 µs): it classifies the request into the plan stage its end time falls in and bumps
+path, 2-3 µs): it classifies the request into the plan stage its end time falls in and bumps
 counters and sparse HDR histograms.  A worker calls `take_delta()` in `report_to_master`; the
 master `merge()`s the deltas, so its figures equal what one process recording everything would
 have (percentiles come from merged histograms, never from averaged percentiles).  A recorder is
 either a delta source (worker) or an accumulator (local runner, master): `take_delta()` empties it.
 
 Plan time is `t - t0` with `t0` set by `start()`.  Requests before `start()`, before t0 or after the
-plan's end go to the "beyond" count: they are counted in `seen` (per endpoint, for reconciliation
+plan's end go to the "beyond" count: they are counted in `seen` (per endpoint, for reconciliation;
+expected business outcomes are not counted there as successes, since they take no effect
 with the target's ledger) but in no stage.
 """
 
@@ -56,8 +57,8 @@ class _Cell:
                 self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
         else:
             self.errors += 1
-        self.corrected.record_us_bucket(corrected)
-        self.service.record_us_bucket(service)
+        self.corrected.record_bucket(corrected)
+        self.service.record_bucket(service)
 
     def add(self, other: _Cell) -> None:
         self.count += other.count
@@ -134,7 +135,8 @@ class Recorder:
         if seen is None:
             seen = self._seen[name] = [0, 0]
         if ok:
-            seen[0] += 1
+            if not outcome:  # an expected business outcome (sold out) changed nothing in the ledger
+                seen[0] += 1
         else:
             seen[1] += 1
             self._count_error(name, error, 1)
@@ -168,7 +170,7 @@ class Recorder:
         window = self._windows.get(second // WINDOW_S)
         if window is None:
             window = self._windows[second // WINDOW_S] = LatencyHistogram()
-        window.record_us_bucket(corrected)
+        window.record_bucket(corrected)
 
     def _locate(self, rel: float) -> int:
         found = self.plan.stage_at(rel) if rel >= 0 else None
@@ -275,10 +277,11 @@ class Recorder:
     # --- figures ---------------------------------------------------------------------------
 
     def results(self, arrivals: dict[str, Any], generator: dict[str, Any]) -> dict[str, Any]:
-        """The figures of summary.json over the gate stages (all stages if the plan marks none).
+        """The figures of summary.json over the plan's gate stages.
 
         ``arrivals`` (summed pacer counts) and ``generator`` (CPU, workers) are passed through.
-        The time series runs from plan second 0 to the last second with a request.
+        ``errors`` and ``seen`` cover the whole run; the time series runs from plan second 0 to
+        the last second with a request.
         """
         weights = {i: self._bounds[i][1] - self._bounds[i][0] for i in self._gates()}
         out = self._figures(weights)

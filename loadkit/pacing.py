@@ -115,7 +115,7 @@ class ArrivalPacer:
         self.sent = self.late = self.dropped = 0
         self._tickets.clear()
         self._phase = float(phase)
-        self._next = self._advance(0.0, first=True)
+        self._next = self._advance(0.0, None if self._poisson else self._phase)
         self._started.set()
 
     def take(self) -> float:
@@ -131,22 +131,36 @@ class ArrivalPacer:
                 self._tickets.pop(gevent.getcurrent(), None)
                 while True:
                     gevent.sleep(_BLOCK_S)
-            self._next = self._advance(slot)
             now = time.time() - self._t0
+            if now - slot > self.drop_after_s:
+                self._drop_until(slot, now - self.drop_after_s)
+                continue
+            self._next = self._advance(slot)
             if slot > now:
                 gevent.sleep(slot - now)
                 lateness = time.time() - self._t0 - slot
                 lateness = lateness if lateness > 0.0 else 0.0
             else:
                 lateness = now - slot
-                if lateness > self.drop_after_s:
-                    self.dropped += 1
-                    continue
             self.sent += 1
             if lateness > self.late_after_s:
                 self.late += 1
             self._tickets[gevent.getcurrent()] = lateness
             return lateness
+
+    def _drop_until(self, slot: float, cutoff: float) -> None:
+        """Skip, in one go, the slot at ``slot`` and every later one before ``cutoff``.
+
+        Overloaded, one take() may find thousands of expired slots; they are counted from the rate
+        integral instead of being walked one by one (exact for constant arrivals; for poisson the
+        expected count, and the memoryless schedule restarts at the cutoff).
+        """
+        if self.end_s is not None:
+            cutoff = min(cutoff, self.end_s)
+        area = self._area(slot, cutoff)
+        whole = math.floor(area)
+        self.dropped += 1 + whole
+        self._next = self._advance(cutoff, None if self._poisson else 1.0 - (area - whole))
 
     def lateness_of_current(self) -> float:
         """Lateness (s) of the ticket the current greenlet last took; 0.0 for unpaced greenlets."""
@@ -170,19 +184,25 @@ class ArrivalPacer:
         return r * self._share if r > 0 else 0.0
 
     def _integrate_to(self, t: float) -> None:
-        a = self._integral_t
-        while a < t:
-            b = min(a + _STEP_S, t)
-            self._integral += self._rate((a + b) / 2) * (b - a)
-            a = b
-        self._integral_t = max(a, self._integral_t)
+        if t > self._integral_t:
+            self._integral += self._area(self._integral_t, t)
+            self._integral_t = t
 
-    def _advance(self, t: float, *, first: bool = False) -> float | None:
-        """Plan time of the slot after ``t``: where the rate integral from ``t`` reaches one arrival
-        (constant) or an Exp(1) draw (poisson).  None when that is at or past ``end_s``."""
-        need = self._random.expovariate(1.0) if self._poisson else 1.0
-        if first and not self._poisson:
-            need = self._phase
+    def _area(self, a: float, b: float) -> float:
+        """Arrivals (rate × share) planned in [a, b], midpoint rule over steps of at most 20 ms."""
+        total = 0.0
+        while a < b:
+            step = min(_STEP_S, b - a)
+            total += self._rate(a + step / 2) * step
+            a += step
+        return total
+
+    def _advance(self, t: float, need: float | None = None) -> float | None:
+        """Plan time of the slot after ``t``: where the rate integral from ``t`` reaches ``need``
+        arrivals (default: one for constant arrivals, an Exp(1) draw for poisson).  None when that
+        is at or past ``end_s``."""
+        if need is None:
+            need = self._random.expovariate(1.0) if self._poisson else 1.0
         end = self.end_s
         while True:
             if end is not None and t >= end:

@@ -19,7 +19,7 @@ from mock_platform.app import STATE, create_app
 from mock_platform.config import ConfigError, MockConfig, load_file
 
 EXIT_USAGE = 3
-SHUTDOWN_TIMEOUT_S = 2.0  # hung (fault-injected) requests must not hold the exit
+SHUTDOWN_TIMEOUT_S = 1.0  # hung (fault-injected) requests must not hold the exit
 
 
 class _Parser(argparse.ArgumentParser):

@@ -25,10 +25,13 @@ if TYPE_CHECKING:
     from mock_platform.app import MockState
 
 _JSON = "application/json"
-_THROTTLED_SNS = WeChatError(200, "45011", "api minute-quota reach limit mustslower retry next minute")
-_FAILED_SNS = WeChatError(200, "-1", "system error")
-_THROTTLED_PAY = WeChatError(429, "FREQUENCY_LIMITED", "请求过于频繁 (injected throttle)")
-_FAILED_PAY = WeChatError(500, "SYSTEM_ERROR", "系统繁忙，请稍后重试 (injected error)")
+# (status, code, message) of an injected fault, per route and kind.
+_INJECTED = {
+    (CODE2SESSION, "throttle"): (200, "45011", "api minute-quota reach limit mustslower retry next minute"),
+    (CODE2SESSION, "error"): (200, "-1", "system error"),
+    (SEND_COUPON, "throttle"): (429, "FREQUENCY_LIMITED", "请求过于频繁 (injected throttle)"),
+    (SEND_COUPON, "error"): (500, "SYSTEM_ERROR", "系统繁忙，请稍后重试 (injected error)"),
+}
 
 
 class WeChatRoutes:
@@ -37,19 +40,17 @@ class WeChatRoutes:
 
     async def _fault(
         self, request: web.Request, method: str, app_key: str, now: float, started: float
-    ) -> Any:
-        """None to serve normally, a WeChatError to answer, or the connection is dropped."""
+    ) -> WeChatError | None:
+        """None to serve normally, the WeChatError to answer with, or the connection is dropped."""
         decision = self.state.faults.decide(method, app_key, now)
         if decision is None:
             return None
-        if decision.kind == "throttle":
-            return _THROTTLED_SNS if method == CODE2SESSION else _THROTTLED_PAY
-        if decision.kind == "error":
-            return _FAILED_SNS if method == CODE2SESSION else _FAILED_PAY
+        if decision.kind in ("throttle", "error"):
+            return WeChatError(*_INJECTED[method, decision.kind])
         self.state.metrics.observe(method, decision.kind, time.perf_counter() - started)
         if decision.kind == "hang":
             await asyncio.sleep(decision.hang_s)
-        return drop_connection(request, reset=decision.kind == "reset")
+        drop_connection(request, reset=decision.kind == "reset")
 
     async def _latency(self, method: str) -> None:
         latency = self.state.faults.latency_s(method)

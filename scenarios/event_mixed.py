@@ -30,16 +30,16 @@ from locust import task
 from loadkit.locust_plugin import current_session
 from loadkit.user import PlatformUser
 
-FLASH_ROUND_S = 20.0
+FLASH_ROUND_S = 10.0
 
 
-def next_round() -> float | None:
+def next_round(now: float | None = None) -> float | None:
     """The next flash-sale round on the run's shared clock; None (claim at once) without a plan or
     when no round is left before the plan ends."""
     session = current_session()
     if session is None or session.t0 is None:
         return None
-    elapsed = time.time() - session.t0
+    elapsed = (time.time() if now is None else now) - session.t0
     opening = math.ceil(elapsed / FLASH_ROUND_S) * FLASH_ROUND_S
     return session.t0 + opening if opening < session.plan.duration_s else None
 

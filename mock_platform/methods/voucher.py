@@ -17,8 +17,30 @@ VOUCHER_QUERY = "alipay.marketing.activity.voucher.query"
 MAX_QUANTITY = 99_999_999
 
 
+def _accept_sdk_model(biz: dict[str, Any]) -> dict[str, Any]:
+    """The official SDK's create model names things differently from the API docs: the rule is
+    `voucher_send_rule`, the publish window sits at the top level and a fixed amount under
+    `voucher_deduct_info.fix_voucher_info`. Map that shape onto the documented one."""
+    rule = biz.get("voucher_send_rule")
+    deduct = biz.get("voucher_deduct_info")
+    out = dict(biz)
+    if "voucher_send_rule_info" not in biz and isinstance(rule, dict):
+        rule = dict(rule)
+        for key in ("publish_start_time", "publish_end_time"):
+            if key in biz and key not in rule:
+                rule[key] = biz[key]
+        out["voucher_send_rule_info"] = rule
+    if (
+        isinstance(deduct, dict)
+        and "amount" not in deduct
+        and isinstance(deduct.get("fix_voucher_info"), dict)
+    ):
+        out["voucher_deduct_info"] = {**deduct, "amount": deduct["fix_voucher_info"].get("amount")}
+    return out
+
+
 def voucher_create(ledger: Ledger, call: Call) -> dict[str, Any]:
-    r = Reader(call.biz)
+    r = Reader(_accept_sdk_model(call.biz))
     out_biz_no = r.text("out_biz_no")
     name = r.text("activity_name", max_len=64)
     rule = r.obj("voucher_send_rule_info")

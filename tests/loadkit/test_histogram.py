@@ -107,3 +107,18 @@ def test_out_of_range_values_are_clamped_never_raise() -> None:
 def test_decoding_garbage_is_a_clear_error(garbage: str | bytes) -> None:
     with pytest.raises(HistogramDecodeError, match="not an encoded HDR histogram"):
         LatencyHistogram.decode(garbage)
+
+
+def test_histoblobs_from_other_hdr_settings_are_read() -> None:
+    wide = HdrHistogram(1, 10**13, 3)  # same layout, wider range: values above one hour clamp
+    for v in (5_000, 7_000, 10**12):
+        wide.record_value(v)
+    hist = LatencyHistogram.decode(wide.encode())
+    assert hist.count == 3 and hist.percentile_ms(50) == wide.get_value_at_percentile(50) / 1000
+    assert hist.max_ms == pytest.approx(3600 * 1000, rel=0.001)
+    coarse = HdrHistogram(1000, 10**9, 2)  # other layout: re-bucketed by value
+    for v in range(10_000, 20_000, 10):
+        coarse.record_value(v)
+    hist = LatencyHistogram.decode(coarse.encode())
+    assert hist.count == 1000
+    assert hist.percentile_ms(50) == pytest.approx(coarse.get_value_at_percentile(50) / 1000, rel=0.01)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import statistics
 import time
+import types
 from collections.abc import Callable
 
 import gevent
@@ -13,6 +14,7 @@ import pytest
 from locust import User, constant, task
 from locust.env import Environment
 
+from loadkit import pacing
 from loadkit.pacing import ArrivalPacer, install
 from loadkit.plan import parse_plan
 
@@ -33,17 +35,19 @@ def run_users(pacer: ArrivalPacer, users: int, service_s: float, duration_s: flo
     return starts
 
 
-def slot_times(pacer: ArrivalPacer, limit: int = 100_000) -> list[float]:
-    """The whole schedule, read by starting it far in the past: every take() is then immediate and
-    its lateness tells its slot's intended time.  The pacer must not drop (drop_after_s large)."""
-    t0 = time.time() - 10_000
+def slot_times(pacer: ArrivalPacer, monkeypatch: pytest.MonkeyPatch, limit: int = 100_000) -> list[float]:
+    """The whole schedule, read with the pacer's clock frozen 10,000 s after t0: every take() is
+    then immediate and its lateness gives its slot's intended time exactly.  The pacer must not
+    drop (drop_after_s large)."""
+    frozen = time.time()
+    monkeypatch.setattr(pacing, "time", types.SimpleNamespace(time=lambda: frozen))
+    t0 = frozen - 10_000
     pacer.start(t0)
     slots: list[float] = []
 
     def taker() -> None:
         while len(slots) < limit:
-            lateness = pacer.take()
-            slots.append(time.time() - t0 - lateness)
+            slots.append(frozen - t0 - pacer.take())
 
     g = gevent.spawn(taker)
     last = -1
@@ -91,12 +95,12 @@ def test_shares_split_the_rate_and_interleave() -> None:
         pacer.set_share(0)
 
 
-def test_ramp_follows_the_rate_integral() -> None:
+def test_ramp_follows_the_rate_integral(monkeypatch: pytest.MonkeyPatch) -> None:
     plan = parse_plan(
         {"name": "r", "stages": [{"duration": "2s", "qps": [50, 250]}, {"duration": "1s", "qps": 100}]}
     )
     pacer = ArrivalPacer(plan.qps_at, end_s=plan.duration_s, drop_after_s=1e9)
-    slots = slot_times(pacer)
+    slots = slot_times(pacer, monkeypatch)
     assert len(slots) == pytest.approx(plan.arrivals_between(0, 3), abs=1)  # 300 + 100
     assert sum(1 for s in slots if s < 1) == pytest.approx(plan.arrivals_between(0, 1), abs=1)  # 100
     assert sum(1 for s in slots if 1.5 <= s < 2) == pytest.approx(plan.arrivals_between(1.5, 2), abs=1)
@@ -105,7 +109,7 @@ def test_ramp_follows_the_rate_integral() -> None:
     assert pacer.counts()["scheduled"] == pytest.approx(400, abs=1)
 
 
-def test_zero_rate_stretches_are_skipped() -> None:
+def test_zero_rate_stretches_are_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
     plan = parse_plan(
         {
             "name": "z",
@@ -117,7 +121,7 @@ def test_zero_rate_stretches_are_skipped() -> None:
             ],
         }
     )
-    slots = slot_times(ArrivalPacer(plan.qps_at, end_s=plan.duration_s, drop_after_s=1e9))
+    slots = slot_times(ArrivalPacer(plan.qps_at, end_s=plan.duration_s, drop_after_s=1e9), monkeypatch)
     ramp = [s for s in slots if s < 3]
     assert len(ramp) == pytest.approx(50, abs=1) and min(ramp) > 1.05  # ∫ of a 0→100 ramp over 1 s
     assert [s for s in slots if 2 <= s < 3] == []
@@ -146,17 +150,17 @@ def test_arrivals_nobody_takes_in_time_are_dropped_not_sent() -> None:
     assert counts["sent"] + counts["dropped"] == pytest.approx(counts["scheduled"], abs=2)
 
 
-def test_poisson_mean_rate_and_exponential_gaps() -> None:
+def test_poisson_mean_rate_and_exponential_gaps(monkeypatch: pytest.MonkeyPatch) -> None:
     slots = slot_times(
-        ArrivalPacer(constant_rate(500), arrivals="poisson", end_s=8.0, seed=1, drop_after_s=1e9)
+        ArrivalPacer(constant_rate(500), arrivals="poisson", end_s=8.0, seed=1, drop_after_s=1e9), monkeypatch
     )
     assert len(slots) == pytest.approx(4000, rel=0.05)
     gaps = [b - a for a, b in itertools.pairwise(slots)]
     cv = statistics.pstdev(gaps) / statistics.mean(gaps)
     assert cv == pytest.approx(1.0, abs=0.1)  # exponential gaps; constant arrivals have cv 0
-    constant_slots = slot_times(ArrivalPacer(constant_rate(500), end_s=1.0, drop_after_s=1e9))
+    constant_slots = slot_times(ArrivalPacer(constant_rate(500), end_s=1.0, drop_after_s=1e9), monkeypatch)
     constant_gaps = [b - a for a, b in itertools.pairwise(constant_slots)]
-    assert statistics.pstdev(constant_gaps) < 1e-5  # time.time() resolution at 1.7e9 s
+    assert statistics.pstdev(constant_gaps) < 1e-9
 
 
 def test_lateness_is_per_greenlet() -> None:
@@ -270,3 +274,15 @@ def test_local_runner_starts_tasks_at_the_paced_rate_and_stops_cleanly() -> None
     assert runner.user_count == 0
     assert not runner.exceptions and not env.runner.stats.errors
     runner.quit()
+
+
+def test_expired_slots_are_dropped_in_bulk_and_counted_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    frozen = time.time()
+    monkeypatch.setattr(pacing, "time", types.SimpleNamespace(time=lambda: frozen))
+    pacer = ArrivalPacer(constant_rate(1000), drop_after_s=5.0)
+    pacer.start(frozen - 100.0)  # 100 s of slots due, nobody took any
+    started = time.perf_counter()
+    assert pacer.take() == pytest.approx(4.9995, abs=1e-6)  # the first slot younger than 5 s
+    assert time.perf_counter() - started < 0.05  # not walked one slot at a time
+    assert pacer.counts() == {"scheduled": 100_000, "sent": 1, "late": 1, "dropped": 95_000}
+    assert pacer.take() == pytest.approx(4.9985, abs=1e-6)

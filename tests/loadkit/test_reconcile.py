@@ -1,6 +1,9 @@
 from loadkit.reconcile import reconcile
 
-NAMES = {"points.send": "alipay.user.alipaypoint.send", "voucher.send": "alipay.marketing.activity.voucher.send"}
+NAMES = {
+    "points.send": "alipay.user.alipaypoint.send",
+    "voucher.send": "alipay.marketing.activity.voucher.send",
+}
 
 
 def audit(**methods):

@@ -1,4 +1,4 @@
-"""Fixtures that run a real mock platform on 127.0.0.1 (port 0) in a background thread.
+"""Fixtures that run a real mock platform on 127.0.0.1 (port 0) in a background OS thread.
 
 `mock_server` gives a default mock; `make_mock(config)` starts more (a MockConfig, or a mapping in
 the config-file format). Every server is stopped at teardown. Helpers on `RunningMock` speak
@@ -7,17 +7,18 @@ plain urllib so sync tests (and Locust-side code) can use them.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import json
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import uvloop
 from aiohttp import web
 
 from mock_platform.app import STATE, MockState, create_app
@@ -96,22 +97,45 @@ class RunningMock:
         return node, doc[node]
 
 
-class _ServerThread(threading.Thread):
+def _os_thread_api() -> tuple[Callable[..., Any], Callable[[], Any]]:
+    """`_thread.start_new_thread` and `allocate_lock` as the OS provides them.
+
+    Importing Locust monkey-patches threading with gevent, which turns threads into greenlets of
+    the main thread: an event loop there would clash with any other. The originals still give a
+    real thread, where uvloop runs the server without touching gevent's patched modules.
+    """
+    try:
+        from gevent import monkey
+    except ImportError:
+        return _thread.start_new_thread, _thread.allocate_lock
+    start, lock = monkey.get_original("_thread", ["start_new_thread", "allocate_lock"])
+    return start, lock
+
+
+class _ServerThread:
+    """One mock on its own OS thread and uvloop event loop."""
+
     def __init__(self, config: MockConfig) -> None:
-        super().__init__(name="mock-platform", daemon=True)
         self.config = config
-        self.ready = threading.Event()
+        self._start_thread, allocate_lock = _os_thread_api()
+        self._ready = allocate_lock()  # released once serving (or failed)
+        self._done = allocate_lock()  # released when the thread ends
+        self._ready.acquire()
+        self._done.acquire()
         self.mock: RunningMock | None = None
         self.error: BaseException | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stop_event: asyncio.Event | None = None
 
-    def run(self) -> None:
+    def _run(self) -> None:
         try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # reported to the test through start()
+            uvloop.run(self._serve())
+        except BaseException as exc:  # reported to the test through start_and_wait()
             self.error = exc
-            self.ready.set()
+        finally:
+            if self._ready.locked():
+                self._ready.release()
+            self._done.release()
 
     async def _serve(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -123,14 +147,14 @@ class _ServerThread(threading.Thread):
             await web.TCPSite(runner, "127.0.0.1", self.config.port).start()
             host, port = runner.addresses[0][:2]
             self.mock = RunningMock(f"http://{host}:{port}", app[STATE].admin_token, app)
-            self.ready.set()
+            self._ready.release()
             await self.stop_event.wait()
         finally:
             await runner.cleanup()
 
     def start_and_wait(self) -> RunningMock:
-        self.start()
-        if not self.ready.wait(START_TIMEOUT_S):
+        self._start_thread(self._run, ())
+        if not self._ready.acquire(timeout=START_TIMEOUT_S):
             raise RuntimeError("the mock platform did not start in time")
         if self.error is not None:
             raise self.error
@@ -138,9 +162,10 @@ class _ServerThread(threading.Thread):
         return self.mock
 
     def stop(self) -> None:
-        if self.loop is not None and self.stop_event is not None and self.is_alive():
+        if self.loop is not None and self.stop_event is not None and self.error is None:
             self.loop.call_soon_threadsafe(self.stop_event.set)
-        self.join(timeout=10)
+        if not self._done.acquire(timeout=10):
+            raise RuntimeError("the mock platform did not stop in time")
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -147,3 +148,28 @@ def test_port_in_use_is_a_clear_error() -> None:
         result = run_cli("--port", port)
         assert result.returncode == 1
         assert "cannot listen" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sigterm_does_not_wait_for_a_hung_request(tmp_path: Path) -> None:
+    config = tmp_path / "hang.yaml"
+    config.write_text("faults:\n  alipay.user.info.share: {outage: {mode: hang}}\n", encoding="utf-8")
+    outcome: list[str] = []
+
+    def hang(url: str) -> None:
+        req = urllib.request.Request(url + "/gateway.do", data=b"method=alipay.user.info.share&app_id=1")
+        try:
+            urllib.request.urlopen(req, timeout=20).read()
+            outcome.append("answered")
+        except OSError as exc:  # http.client's RemoteDisconnected is one
+            outcome.append(type(exc).__name__)
+
+    with started("--config", str(config)) as (proc, url, _token):
+        client = threading.Thread(target=hang, args=(url,))
+        client.start()
+        time.sleep(0.5)
+        stopping = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert time.monotonic() - stopping < 5.0
+        client.join(timeout=10)
+    assert outcome and outcome[0] != "answered"

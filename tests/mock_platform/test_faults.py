@@ -210,9 +210,7 @@ def test_production_profile_loads_and_can_be_overridden() -> None:
     ],
 )
 def test_bad_spec_names_the_key(spec: object, names: str) -> None:
-    with pytest.raises(
-        ValueError, match="^" + "|".join([r".*" + names.replace(".", r"\.").replace("[", r"\[")])
-    ):
+    with pytest.raises(ValueError, match=re.escape(names)):
         Faults.from_config(spec)  # type: ignore[arg-type]
 
 

@@ -216,3 +216,21 @@ def test_query_reports_inventory(ledger: Ledger, act: str) -> None:
     assert out["voucher_inventory_info"] == {"send_count": 1, "use_count": 0}
     assert out["voucher_send_rule_info"]["quantity"] == 3
     assert out["voucher_send_rule_info"]["publish_start_time"] == "2026-05-01 00:00:00"
+
+
+def test_create_accepts_the_official_sdk_model_shape():
+    from mock_platform.ledger import Ledger
+    from mock_platform.methods import METHODS, Call
+
+    ledger = Ledger()
+    biz = {
+        "out_biz_no": "sdk-1",
+        "activity_name": "SDK shaped",
+        "voucher_send_rule": {"quantity": 5, "quantity_limit_per_user": 1},
+        "publish_start_time": "2020-01-01 00:00:00",
+        "publish_end_time": "2099-01-01 00:00:00",
+        "voucher_deduct_info": {"voucher_type": "FIX_VOUCHER", "fix_voucher_info": {"amount": "3.00"}},
+    }
+    call = Call("app", "alipay.marketing.activity.voucher.create", {}, biz, 1_700_000_000.0)
+    activity_id = METHODS["alipay.marketing.activity.voucher.create"](ledger, call)["activity_id"]
+    assert ledger.activities[activity_id].quantity == 5

@@ -77,3 +77,19 @@ def test_scenario_docstring_and_expected_codes(path: Path):
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "EXPECTED" for t in node.targets):
             expected = ast.literal_eval(node.value)
             assert set(expected) <= known, f"{path.name}: EXPECTED has codes the mock never sends"
+
+
+def test_flash_sale_opens_at_the_open_stage_and_rounds_stay_inside_the_plan(monkeypatch):
+    monkeypatch.syspath_prepend(str(SCENARIOS))
+    flash_sale = pytest.importorskip("flash_sale")
+    event_mixed = pytest.importorskip("event_mixed")
+    plan = plan_mod.load_plan(SCENARIOS / "plans" / "flash_sale-ci.yaml")
+    t0 = 1_000_000.0
+    session = type("Session", (), {"plan": plan, "t0": t0})()
+    for module in (flash_sale, event_mixed):
+        monkeypatch.setattr(module, "current_session", lambda: session)
+    assert flash_sale.plan_opening() == t0 + plan.stage_start(1)  # "open" follows "gather"
+    assert event_mixed.next_round(t0 + 0.5) == t0 + event_mixed.FLASH_ROUND_S
+    assert event_mixed.next_round(t0 + plan.duration_s - 0.5) is None  # no round left: claim at once
+    session.t0 = None
+    assert flash_sale.plan_opening() is None and event_mixed.next_round() is None

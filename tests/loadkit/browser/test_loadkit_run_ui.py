@@ -34,8 +34,18 @@ def number(cell: str) -> float:
 
 def test_loadkit_run_web_ui_shows_live_budgets(browser: object, tmp_path: Path) -> None:
     port = free_port()
-    argv = [sys.executable, "-m", "loadkit", "run", str(PLAN), "--with-mock", "--web-port", str(port),
-            "--report-dir", str(tmp_path / "report")]
+    argv = [
+        sys.executable,
+        "-m",
+        "loadkit",
+        "run",
+        str(PLAN),
+        "--with-mock",
+        "--web-port",
+        str(port),
+        "--report-dir",
+        str(tmp_path / "report"),
+    ]
     ui = start_ui_process(argv, f"http://127.0.0.1:{port}/", tmp_path, timeout=60)
     watched = open_page(browser, ui.url)
     page = watched.page

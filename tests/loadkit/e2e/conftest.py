@@ -93,9 +93,7 @@ def run_loadkit(tmp_path: Path) -> Callable[..., RunResult]:
         cmd = [sys.executable, "-m", "loadkit", *args]
         if args and args[0] == "run" and "--report-dir" not in args:
             cmd += ["--report-dir", str(report_dir)]
-        proc = subprocess.run(
-            cmd, cwd=tmp_path, capture_output=True, text=True, timeout=timeout, check=False
-        )
+        proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=timeout, check=False)
         return RunResult(proc.returncode, proc.stdout + proc.stderr, report_dir)
 
     return run

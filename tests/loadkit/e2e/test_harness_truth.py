@@ -12,8 +12,10 @@ pytestmark = pytest.mark.e2e
 def test_server_capped_at_150_fails_a_200_qps_plan(tmp_path, target, run_loadkit):
     server = target("capped")
     plan = plain_plan(
-        [{"name": "warmup", "duration": "2s", "qps": 200, "users": 60},
-         {"name": "hold", "duration": "6s", "qps": 200, "users": 60, "gate": True}],
+        [
+            {"name": "warmup", "duration": "2s", "qps": 200, "users": 60},
+            {"name": "hold", "duration": "6s", "qps": 200, "users": 60, "gate": True},
+        ],
         {"qps_min": 190, "latency_ms": {"p99": 2000}},
     )
     result = run_loadkit("run", str(write_plan(tmp_path, plan)), "--headless", "--host", server.url)
@@ -27,8 +29,10 @@ def test_server_capped_at_150_fails_a_200_qps_plan(tmp_path, target, run_loadkit
 def test_same_server_passes_at_100_qps(tmp_path, target, run_loadkit):
     server = target("capped")
     plan = plain_plan(
-        [{"name": "warmup", "duration": "2s", "qps": 100, "users": 40},
-         {"name": "hold", "duration": "6s", "qps": 100, "users": 40, "gate": True}],
+        [
+            {"name": "warmup", "duration": "2s", "qps": 100, "users": 40},
+            {"name": "hold", "duration": "6s", "qps": 100, "users": 40, "gate": True},
+        ],
         {"qps_min": 95, "latency_ms": {"p99": 1000}, "error_rate_max": 0.01},
     )
     result = run_loadkit("run", str(write_plan(tmp_path, plan)), "--headless", "--host", server.url)
@@ -58,8 +62,10 @@ def test_stall_shows_in_corrected_latency(tmp_path, target, run_loadkit):
 def test_known_latency_mix_percentiles(tmp_path, target, run_loadkit):
     server = target("mix")
     plan = plain_plan(
-        [{"name": "warmup", "duration": "1s", "qps": 100, "users": 80},
-         {"name": "hold", "duration": "12s", "qps": 100, "users": 80, "gate": True}],
+        [
+            {"name": "warmup", "duration": "1s", "qps": 100, "users": 80},
+            {"name": "hold", "duration": "12s", "qps": 100, "users": 80, "gate": True},
+        ],
         {"latency_ms": {"p99": 1000}},
     )
     result = run_loadkit("run", str(write_plan(tmp_path, plan)), "--headless", "--host", server.url)
@@ -75,8 +81,10 @@ def test_known_latency_mix_percentiles(tmp_path, target, run_loadkit):
 def test_two_processes_count_every_request_and_hold_the_rate(tmp_path, target, run_loadkit):
     server = target("fast")
     plan = plain_plan(
-        [{"name": "warmup", "duration": "3s", "qps": 300, "users": 40},
-         {"name": "hold", "duration": "8s", "qps": 300, "users": 40, "gate": True}],
+        [
+            {"name": "warmup", "duration": "3s", "qps": 300, "users": 40},
+            {"name": "hold", "duration": "8s", "qps": 300, "users": 40, "gate": True},
+        ],
         {"qps_min": 280},
     )
     result = run_loadkit(
