@@ -201,8 +201,8 @@ def run(seconds: int) -> dict[str, Any]:
 
 
 def _lat(run: dict[str, Any]) -> str:
-    ms = run["latency_ms"]
-    return f"p50 {ms['p50']} ms, p99 {ms['p99']} ms, max {ms['max']} ms"
+    ms, service = run["latency_ms"], run["service_ms"]
+    return f"p50 {ms['p50']} ms, p99 {ms['p99']} ms (service {service['p99']} ms), max {ms['max']} ms"
 
 
 def report(r: dict[str, Any]) -> str:

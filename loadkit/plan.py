@@ -104,6 +104,8 @@ class Safety:
 class MockSetup:
     seed: Mapping[str, Any] | None
     audit: bool
+    # audit totals the run must end with, by dotted path: {"vouchers.FLASH-SALE.issued": 150}
+    expect: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -504,10 +506,16 @@ class _Parser:
     def mock(self, value: Any) -> MockSetup | None:
         if value is None:
             return None
-        data = self.mapping(value, "mock", ("seed", "audit"))
+        data = self.mapping(value, "mock", ("seed", "audit", "expect"))
+        expect = data.get("expect") or {}
+        if not isinstance(expect, Mapping) or not all(isinstance(k, str) and k for k in expect):
+            raise self.error(
+                "mock.expect", "a mapping of audit totals paths to values, e.g. vouchers.ACT1.issued: 150"
+            )
         return MockSetup(
             seed=self.optional(data, "seed", "mock", self.seed),
             audit=self.flag(data.get("audit", True), "mock.audit"),
+            expect=dict(expect),
         )
 
     def seed(self, value: Any, key: str) -> Mapping[str, Any]:

@@ -49,3 +49,16 @@ def reconcile(
                 f"{agg['seen_errors']} errors) but the ledger holds {effects} effects"
             )
     return {"ok": not problems, "methods": methods, "problems": problems, "in_flight_allowance": in_flight}
+
+
+def check_expectations(audit: Mapping[str, Any], expect: Mapping[str, Any]) -> list[str]:
+    """The plan's `mock.expect`: audit totals the run must end with (a flash sale must sell out its
+    stock exactly). Returns a sentence per mismatch."""
+    problems = []
+    for path, wanted in expect.items():
+        node: Any = audit.get("totals") or {}
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node != wanted:
+            problems.append(f"the plan expects {path} = {wanted}, the ledger has {node}")
+    return problems

@@ -18,7 +18,7 @@ from loadkit.measurement import Recorder
 from loadkit.mock_admin import MockAdmin, MockAdminError
 from loadkit.pacing import ArrivalPacer
 from loadkit.plan import Plan
-from loadkit.reconcile import reconcile
+from loadkit.reconcile import check_expectations, reconcile
 from loadkit.summary import build_summary
 from loadkit.verdict import judge
 
@@ -161,6 +161,9 @@ class RunSession:
         if self.mock is not None and self.plan.mock is not None and self.plan.mock.audit:
             try:
                 audit = self.mock.audit()
+                unmet = check_expectations(audit, self.plan.mock.expect)
+                if unmet:
+                    audit = {**audit, "ok": False, "violations": [*audit.get("violations", []), *unmet]}
                 results["audit"] = audit
                 results["reconciliation"] = reconcile(
                     results.get("seen", {}), audit, request_names, in_flight=users

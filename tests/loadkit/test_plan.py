@@ -429,3 +429,13 @@ def test_missing_required_key_says_what_was_expected():
         PlanError, match=r"^p\.yaml: stages\[0\]\.duration: required key is missing \(expected a dur"
     ):
         parse_plan({"name": "x", "stages": [{"qps": 1}]}, source="p.yaml")
+
+
+def test_mock_expect_is_read_and_checked():
+    from loadkit.plan import PlanError, parse_plan
+
+    base = {"name": "x", "stages": [{"duration": "1s", "qps": 1}]}
+    plan = parse_plan({**base, "mock": {"expect": {"vouchers.A.issued": 3}}})
+    assert plan.mock.expect == {"vouchers.A.issued": 3}
+    with pytest.raises(PlanError, match=r"mock\.expect"):
+        parse_plan({**base, "mock": {"expect": ["vouchers.A.issued"]}})

@@ -49,3 +49,15 @@ def test_requests_in_flight_at_stop_are_allowed_for_up_to_the_pool():
     led = audit(**{"alipay.user.alipaypoint.send": {"ok": 3101, "effects": 3101, "replays": 0}})
     assert reconcile(seen, led, NAMES)["ok"] is False
     assert reconcile(seen, led, NAMES, in_flight=20)["ok"] is True
+
+
+def test_expectations_on_audit_totals():
+    from loadkit.reconcile import check_expectations
+
+    led = {"totals": {"vouchers": {"FLASH-SALE": {"stock": 150, "issued": 149}}}}
+    assert check_expectations(led, {"vouchers.FLASH-SALE.stock": 150}) == []
+    problems = check_expectations(led, {"vouchers.FLASH-SALE.issued": 150, "vouchers.NOPE.issued": 1})
+    assert problems == [
+        "the plan expects vouchers.FLASH-SALE.issued = 150, the ledger has 149",
+        "the plan expects vouchers.NOPE.issued = 1, the ledger has None",
+    ]
