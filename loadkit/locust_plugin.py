@@ -34,13 +34,16 @@ from loadkit.progress import closing_lines, progress_line
 from loadkit.reports import write_all
 from loadkit.safety import UnsafeHostError, check_host
 from loadkit.session import RunSession
-from loadkit.shape import shape_for
+from loadkit.shape import PlanShape, shape_for
 
 log = logging.getLogger("loadkit")
 
 START_MESSAGE = "loadkit:start"
 PROGRESS_EVERY_S = 5.0
 DEFAULT_STOP_TIMEOUT_S = 10.0
+# Plan time 0 comes this long after the test starts, so the first stage's users are spawned
+# before the first arrival is due (otherwise the first arrivals are counted late).
+LEAD_S = 0.75
 # The plan keys a worker needs to pace (it may run on another machine without the plan file).
 WORKER_PLAN_KEYS = ("name", "stages", "arrivals", "budgets")
 
@@ -136,7 +139,7 @@ def _on_init(environment: Environment, runner: Any = None, web_ui: Any = None, *
     _session = RunSession(plan, role=role, report_dir=report_dir, mock=mock, host=host)
 
     if environment.shape_class is None:
-        shape = shape_for(plan)
+        shape = shape_for(plan, LEAD_S)
         shape.runner = runner
         environment.shape_class = shape
     else:
@@ -196,7 +199,7 @@ def _on_test_start(environment: Environment, **_kw: Any) -> None:
     runner = environment.runner
     if _session is None or isinstance(runner, WorkerRunner):
         return
-    t0 = time.time()
+    t0 = time.time() + (LEAD_S if isinstance(environment.shape_class, PlanShape) else 0.0)
     _session.begin(t0)
     _session.prepare_mock()
     if isinstance(runner, MasterRunner):

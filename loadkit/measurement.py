@@ -16,6 +16,7 @@ with the target's ledger) but in no stage.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from loadkit.histogram import LatencyHistogram, bucket_ms
@@ -276,14 +277,20 @@ class Recorder:
 
     # --- figures ---------------------------------------------------------------------------
 
-    def results(self, arrivals: dict[str, Any], generator: dict[str, Any]) -> dict[str, Any]:
+    def results(
+        self, arrivals: dict[str, Any], generator: dict[str, Any], *, until: float | None = None
+    ) -> dict[str, Any]:
         """The figures of summary.json over the plan's gate stages.
 
         ``arrivals`` (summed pacer counts) and ``generator`` (CPU, workers) are passed through.
-        ``errors`` and ``seen`` cover the whole run; the time series runs from plan second 0 to
-        the last second with a request.
+        ``until`` (epoch seconds) cuts the window at a run that ended early (stopped or aborted):
+        held QPS is then over the gate seconds that ran.  ``errors`` and ``seen`` cover the whole
+        run; the time series runs from plan second 0 to the last second with a request.
         """
-        weights = {i: self._bounds[i][1] - self._bounds[i][0] for i in self._gates()}
+        if until is None or self._t0 is None:
+            weights = {i: self._bounds[i][1] - self._bounds[i][0] for i in self._gates()}
+        else:
+            weights = self._elapsed(self._gates(), until - self._t0)
         out = self._figures(weights)
         last = max(self._seconds, default=-1) + 1
         out["timeseries"] = self._timeseries(min(last, math.ceil(self.plan.duration_s)))
@@ -304,17 +311,22 @@ class Recorder:
         rel = min(now - self._t0, self.plan.duration_s)
         gates = self._gates()
         gate_begun = any(self._bounds[i][0] <= rel for i in gates)
-        stages = gates if gate_begun else range(len(self._bounds))
-        weights = {
-            i: min(max(rel - self._bounds[i][0], 0.0), self._bounds[i][1] - self._bounds[i][0])
-            for i in stages
-        }
-        out = self._figures({i: w for i, w in weights.items() if w > 0})
+        out = self._figures(self._elapsed(gates if gate_begun else range(len(self._bounds)), rel))
         out["timeseries"] = self._timeseries(max(0, math.ceil(rel)))
         end = math.floor(now - self._t0 - lag_s)
         recent = sum(self._seconds.get(s, (0, 0))[0] for s in range(end - WINDOW_S, end))
         out["qps_now"] = round(recent / WINDOW_S, 3)
         return out
+
+    def _elapsed(self, stages: Iterable[int], rel: float) -> dict[int, float]:
+        """{stage: seconds of it elapsed at plan time ``rel``} for the stages that have begun."""
+        weights = {}
+        for i in stages:
+            lo, hi = self._bounds[i]
+            seconds = min(max(rel - lo, 0.0), hi - lo)
+            if seconds > 0:
+                weights[i] = seconds
+        return weights
 
     def _gates(self) -> list[int]:
         return list(self.plan.gate_stages()) or list(range(len(self._bounds)))

@@ -117,7 +117,8 @@ class RunSession:
     def live(self, workers: int) -> dict[str, Any]:
         """Figures so far, shaped like summary.json, for the web UI and the progress line."""
         now = time.time()
-        live = dict(self.recorder.live(now))
+        # a master gets the workers' figures up to one report interval late
+        live = dict(self.recorder.live(now, lag_s=3.0 if self.role == "master" else 0.0))
         live["arrivals"] = self.arrivals()
         live["generator"] = self.generator(workers, until=now) if self.t0 else {}
         live["abort"] = {"reason": self.abort_reason} if self.abort_reason else None
@@ -154,7 +155,8 @@ class RunSession:
         if self.summary is not None:
             return self.summary
         finished = time.time()
-        results = self.recorder.results(self.arrivals(), self.generator(workers))
+        # `until`: a run stopped or aborted mid-gate is judged over the gate seconds that ran
+        results = self.recorder.results(self.arrivals(), self.generator(workers), until=finished)
         results["abort"] = {"reason": self.abort_reason} if self.abort_reason else None
         if self.setup_problem:
             results["abort"] = {"reason": self.setup_problem}

@@ -24,12 +24,14 @@ class PlanShape(LoadTestShape):
 
     abstract = True
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, lead_s: float = 0.0) -> None:
         super().__init__()
         self.plan = plan
+        self.lead_s = lead_s
 
     def tick(self) -> tuple[int, float] | None:
-        run_time = self.get_run_time()
+        # the first stage's pool is spawned `lead_s` before plan time 0, so no arrival waits for it
+        run_time = max(0.0, self.get_run_time() - self.lead_s)
         if run_time >= self.plan.duration_s:
             return None
         found = self.plan.stage_at(run_time)
@@ -39,6 +41,7 @@ class PlanShape(LoadTestShape):
         return users, float(max(users, 1))
 
 
-def shape_for(plan: Plan) -> PlanShape:
-    """The load shape of ``plan`` (an instance, as ``Environment.shape_class`` expects)."""
-    return PlanShape(plan)
+def shape_for(plan: Plan, lead_s: float = 0.0) -> PlanShape:
+    """The load shape of ``plan`` (an instance, as ``Environment.shape_class`` expects); plan time
+    0 is `lead_s` after the shape starts."""
+    return PlanShape(plan, lead_s)

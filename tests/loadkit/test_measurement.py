@@ -188,3 +188,16 @@ def test_plan_without_gate_marks_is_judged_on_what_the_plan_says() -> None:
     rec.record("x", t=T0 + 6, response_ms=5, ok=True)
     res = rec.results({}, {})
     assert res["window"] == {"seconds": 10, "stages": ["b"]} and res["requests"]["count"] == 1
+
+
+def test_results_until_cuts_the_gate_window_of_a_run_that_ended_early() -> None:
+    rec = started()
+    for second in range(20, 25):
+        for _ in range(40):
+            rec.record("a", t=T0 + second + 0.5, response_ms=5, ok=True)
+    full = rec.results({}, {})
+    assert full["window"]["seconds"] == 20 and full["qps"]["held"] == pytest.approx(10)
+    cut = rec.results({}, {}, until=T0 + 25)
+    assert cut["window"] == {"seconds": 5.0, "stages": ["hold"]}
+    assert cut["qps"] == {"target": pytest.approx(40), "held": pytest.approx(40)}
+    assert rec.results({}, {}, until=T0 + 15)["window"] == {"seconds": 0, "stages": []}

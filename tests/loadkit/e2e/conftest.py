@@ -24,9 +24,12 @@ class Target:
     url: str
     proc: subprocess.Popen
 
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=5) as resp:
+            return json.loads(resp.read())
+
     def count(self) -> int:
-        with urllib.request.urlopen(self.url + "/count", timeout=5) as resp:
-            return int(json.loads(resp.read())["count"])
+        return int(self.get("/count")["count"])
 
 
 def start_target(mode: str) -> Target:

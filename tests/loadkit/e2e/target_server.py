@@ -6,7 +6,7 @@ Run as `python target_server.py MODE`: binds 127.0.0.1 on a free port, prints
 Modes:
   capped   serves at most CAP_QPS requests/s (requests are served one after another)
   stall    answers in ~1 ms, except that every 5 s it stalls for 1 s (everything waits)
-  mix      latency mix: 90% 10 ms, 7% 100 ms, 3% 400 ms
+  mix      latency mix: 90% 10 ms, 7% 100 ms, 3% 400 ms (GET /truth: the percentiles served)
   fast     answers at once
 """
 
@@ -30,8 +30,17 @@ def make_app(mode: str) -> web.Application:
     loop = asyncio.get_event_loop()
     rng = random.Random(7)
 
+    served_ms: list[float] = []  # how long each request really took inside the server
+
     async def handle(_request: web.Request) -> web.Response:
         state["count"] += 1
+        began = loop.time()
+        try:
+            return await respond()
+        finally:
+            served_ms.append((loop.time() - began) * 1000.0)
+
+    async def respond() -> web.Response:
         if mode == "capped":
             # one request at a time, each taking exactly 1/CAP_QPS of server time (a D/1 queue)
             now = loop.time()
@@ -50,8 +59,16 @@ def make_app(mode: str) -> web.Application:
     async def count(_request: web.Request) -> web.Response:
         return web.json_response({"count": state["count"]})
 
+    async def truth(_request: web.Request) -> web.Response:
+        """Percentiles of the time really spent serving (nearest rank): what the harness must report,
+        give or take the transport."""
+        ordered = sorted(served_ms)
+        pick = {p: ordered[max(0, -(-p * len(ordered) // 100) - 1)] for p in (50, 95, 99)} if ordered else {}
+        return web.json_response({f"p{p}": v for p, v in pick.items()})
+
     app = web.Application()
     app.router.add_get("/count", count)
+    app.router.add_get("/truth", truth)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app
 

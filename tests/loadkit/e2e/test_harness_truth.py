@@ -71,11 +71,12 @@ def test_known_latency_mix_percentiles(tmp_path, target, run_loadkit):
     result = run_loadkit("run", str(write_plan(tmp_path, plan)), "--headless", "--host", server.url)
     summary = result.summary
     assert summary["requests"]["count"] >= 1000
-    truth = {"p50": 10.0, "p95": 100.0, "p99": 400.0}
+    truth = server.get("/truth")  # what the server really took: nominally 10 / 100 / 400 ms
+    assert 10.0 <= truth["p50"] < 15 and 100 <= truth["p95"] < 110 and 400 <= truth["p99"] < 420, truth
     for key in ("latency_ms", "latency_ms_service"):
         for p, value in truth.items():
             observed = summary[key][p]
-            assert value <= observed <= value * 1.05 + 2.0, (key, p, observed)
+            assert value <= observed <= value * 1.05 + 2.0, (key, p, observed, value)
 
 
 def test_two_processes_count_every_request_and_hold_the_rate(tmp_path, target, run_loadkit):
