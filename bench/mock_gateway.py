@@ -12,6 +12,7 @@ two CPUs), everything on 127.0.0.1:
 
     .venv/bin/python bench/mock_gateway.py            # about 75 seconds
     .venv/bin/python bench/mock_gateway.py --json     # the figures as one JSON object
+    .venv/bin/python bench/mock_gateway.py --gc-threshold 50000,50,1000   # try a GC setting
 
 Goals (issue 2): gateway >= 0.5 x hello-world on one core; p99 < 10 ms at 5,000 req/s;
 10,000 in flight at 100 ms without errors.
@@ -151,10 +152,23 @@ def loadgen(port: int, *args: str, timeout: float = 120) -> dict[str, Any]:
     return {**json.loads(out.strip().splitlines()[-1]), "command": " ".join(cmd)}
 
 
-def run(seconds: int) -> dict[str, Any]:
+def mock_command(gc_threshold: str | None) -> list[str]:
+    """`python -m mock_platform`, or the same CLI behind gc.set_threshold(...) to try a GC setting."""
+    args = ["--port", "0", "--admin-token", TOKEN]
+    if gc_threshold is None:
+        return [*pin(0), sys.executable, "-m", "mock_platform", *args]
+    thresholds = ", ".join(str(int(x)) for x in gc_threshold.split(","))
+    code = (
+        f"import gc, sys; gc.set_threshold({thresholds}); "
+        "from mock_platform.cli import main; sys.exit(main())"
+    )
+    return [*pin(0), sys.executable, "-c", code, *args]
+
+
+def run(seconds: int, gc_threshold: str | None = None) -> dict[str, Any]:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the servers inherit it: 10k sockets
-    mock_cmd = [*pin(0), sys.executable, "-m", "mock_platform", "--port", "0", "--admin-token", TOKEN]
+    mock_cmd = mock_command(gc_threshold)
     hello_cmd = [*pin(0), sys.executable, str(BENCH / "hello_server.py"), "--port", "0"]
     seed = {
         "activities": [
@@ -237,10 +251,16 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=int, default=8, help="length of each measured wrk run (default 8)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--gc-threshold", metavar="G0,G1,G2", help="run the mock after gc.set_threshold(G0, G1, G2)"
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("bench: wrk is not installed (Debian: apt-get install wrk)")
-    result = run(args.seconds)
+    if args.gc_threshold is not None and not re.fullmatch(r"\d+,\d+,\d+", args.gc_threshold):
+        parser.error("--gc-threshold: expected three integers, e.g. 50000,50,1000")
+    result = run(args.seconds, args.gc_threshold)
+    result["gc_threshold"] = args.gc_threshold
     print(json.dumps(result, indent=2) if args.json else report(result))
 
 

@@ -25,12 +25,12 @@ def progress_line(live: dict[str, Any]) -> str:
     remaining = stage.get("remaining_s", 0.0)
     return (
         f"loadkit | {name} {elapsed:.0f}s/{elapsed + remaining:.0f}s"
-        f" | qps {live.get('qps_now', 0.0):.1f} now / {stage.get('qps_planned', 0)} planned"
-        f" (held {qps.get('held') or 0:.1f})"
+        f" | {live.get('qps_now', 0.0):.1f} req/s now, plan {stage.get('qps_planned', 0)} arrivals/s"
+        f" (held {qps.get('held') or 0:.1f} req/s)"
         f" | p99 {_ms(lat.get('p99'))}"
         f" | errors {(live.get('error_rate') or 0.0):.2%}"
         f" | late {late_share:.1%}"
-        f" | {live.get('verdict', '…')}"
+        f" | so far: {live.get('verdict', '…')}"
     )
 
 

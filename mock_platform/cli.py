@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 from collections.abc import Sequence
@@ -74,6 +75,9 @@ def config_from_args(args: argparse.Namespace) -> MockConfig:
         raise ConfigError(f"{args.config}: {exc}" if args.config else str(exc)) from None
 
 
+GC_THRESHOLDS = (50_000, 50, 1_000)
+
+
 async def serve(config: MockConfig) -> None:
     """Run until SIGINT or SIGTERM."""
     app = create_app(config)
@@ -90,6 +94,13 @@ async def serve(config: MockConfig) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        # The ledger grows by a few objects per call (users, idempotency records), which makes
+        # CPython's full collections slower as a run goes on: measured 100+ ms pauses and a p99 of
+        # 165 ms at 5,000 req/s with the defaults, 12 ms with these thresholds. Freezing moves the
+        # start-up objects out of the collector's way.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         print(f"mock_platform listening on http://{shown}:{port}", flush=True)
         print(f"mock_platform admin token: {app[STATE].admin_token}", flush=True)
         await stop.wait()

@@ -19,13 +19,20 @@ MAX_QUANTITY = 99_999_999
 
 def _accept_sdk_model(biz: dict[str, Any]) -> dict[str, Any]:
     """The official SDK's create model names things differently from the API docs: the rule is
-    `voucher_send_rule`, the publish window sits at the top level and a fixed amount under
-    `voucher_deduct_info.fix_voucher_info`. Map that shape onto the documented one."""
+    `voucher_send_rule` with `voucher_quantity` / `voucher_quantity_limit_per_user`, the publish
+    window sits at the top level and a fixed amount under `voucher_deduct_info.fix_voucher_info`.
+    Map that shape onto the documented one."""
     rule = biz.get("voucher_send_rule")
     deduct = biz.get("voucher_deduct_info")
     out = dict(biz)
     if "voucher_send_rule_info" not in biz and isinstance(rule, dict):
         rule = dict(rule)
+        for sdk_key, key in (
+            ("voucher_quantity", "quantity"),
+            ("voucher_quantity_limit_per_user", "quantity_limit_per_user"),
+        ):
+            if sdk_key in rule and key not in rule:
+                rule[key] = rule.pop(sdk_key)
         for key in ("publish_start_time", "publish_end_time"):
             if key in biz and key not in rule:
                 rule[key] = biz[key]

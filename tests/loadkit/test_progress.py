@@ -21,7 +21,14 @@ def test_progress_line_shows_stage_rate_latency_and_errors():
             "verdict": "pass",
         }
     )
-    for part in ("hold 3/3 [gate]", "65s/600s", "239.5 now / 240 planned", "p99 41 ms", "0.12%", "late 0.5%"):
+    for part in (
+        "hold 3/3 [gate]",
+        "65s/600s",
+        "239.5 req/s now, plan 240 arrivals/s",
+        "p99 41 ms",
+        "0.12%",
+        "late 0.5%",
+    ):
         assert part in line, (part, line)
 
 

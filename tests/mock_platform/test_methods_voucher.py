@@ -226,7 +226,7 @@ def test_create_accepts_the_official_sdk_model_shape():
     biz = {
         "out_biz_no": "sdk-1",
         "activity_name": "SDK shaped",
-        "voucher_send_rule": {"quantity": 5, "quantity_limit_per_user": 1},
+        "voucher_send_rule": {"voucher_quantity": 5, "voucher_quantity_limit_per_user": 1},
         "publish_start_time": "2020-01-01 00:00:00",
         "publish_end_time": "2099-01-01 00:00:00",
         "voucher_deduct_info": {"voucher_type": "FIX_VOUCHER", "fix_voucher_info": {"amount": "3.00"}},

@@ -20,6 +20,9 @@ import pytest
 from aiohttp import web
 from alipay.aop.api.AlipayClientConfig import AlipayClientConfig
 from alipay.aop.api.DefaultAlipayClient import DefaultAlipayClient
+from alipay.aop.api.domain.AlipayMarketingActivityVoucherCreateModel import (
+    AlipayMarketingActivityVoucherCreateModel,
+)
 from alipay.aop.api.domain.AlipayMarketingActivityVoucherQueryModel import (
     AlipayMarketingActivityVoucherQueryModel,
 )
@@ -255,25 +258,13 @@ def test_oauth_token_user_info_share_and_follow_query(sdk: dict[str, Any]) -> No
 
 def test_voucher_create_send_query(sdk: dict[str, Any]) -> None:
     client = sdk["client"]
-    create = AlipayMarketingActivityVoucherCreateRequest()
-    # The SDK's model has no voucher_send_rule_info (it carries the older voucher_send_rule), so
-    # biz_content is given as JSON, the way a merchant building its own payload would.
-    create.udf_params = {
-        "biz_content": json.dumps(
-            {
-                "out_biz_no": "sdk-create-1",
-                "activity_name": "SDK fidelity",
-                "voucher_send_rule_info": {
-                    "quantity": 2,
-                    "quantity_limit_per_user": 1,
-                    "publish_start_time": _time(-1),
-                    "publish_end_time": _time(30),
-                },
-                "voucher_deduct_info": {"amount": "5.00"},
-            },
-            ensure_ascii=False,
-        )
-    }
+    # the SDK's own model, unchanged: voucher_send_rule / voucher_quantity / fix_voucher_info
+    model = AlipayMarketingActivityVoucherCreateModel()
+    model.out_biz_no, model.activity_name = "sdk-create-1", "SDK fidelity"
+    model.publish_start_time, model.publish_end_time = _time(-1), _time(30)
+    model.voucher_send_rule = {"voucher_quantity": 2, "voucher_quantity_limit_per_user": 1}
+    model.voucher_deduct_info = {"voucher_type": "FIX_VOUCHER", "fix_voucher_info": {"amount": "5.00"}}
+    create = AlipayMarketingActivityVoucherCreateRequest(model)
     created = call(client, create, AlipayMarketingActivityVoucherCreateResponse())
     assert created.is_success(), created.body
     activity_id = created.activity_id

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.processes import stop_process
+
 HERE = Path(__file__).parent
 ROOT = HERE.parents[2]
 
@@ -46,16 +48,6 @@ def start_target(mode: str) -> Target:
             break
     proc.kill()
     raise RuntimeError(f"target server {mode!r} did not start")
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 @pytest.fixture
