@@ -199,14 +199,7 @@ def _report(args: argparse.Namespace) -> int:
     from loadkit.reports import write_all
 
     run_dir = Path(args.run_dir)
-    path = run_dir / "summary.json"
-    if not path.is_file():
-        raise UsageError(f"{run_dir}: no summary.json here (is this a loadkit report directory?)")
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: not readable JSON: {exc}") from None
-    written = write_all(run_dir, summary)
+    written = write_all(run_dir, _read_summary(args.run_dir))
     for name in sorted(written):
         print(written[name])
     return 0
@@ -249,6 +242,29 @@ def _history(args: argparse.Namespace) -> int:
     for run in history.list_runs(db, plan=args.plan, limit=args.limit):
         print(json.dumps(run, default=str))
     return 0
+
+
+def _read_summary(run_dir: str) -> dict:
+    path = Path(run_dir) / "summary.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{run_dir}: no summary.json here (is this a loadkit report directory?)") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: not readable JSON: {exc}") from None
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """Key figures of a run against a baseline run; exit 1 when any moved the bad way."""
+    from loadkit import history
+
+    rows = history.compare(_read_summary(args.run_dir), _read_summary(args.baseline))
+    print(f"{'figure':<16} {'baseline':>12} {'current':>12} {'change':>9}")
+    for row in rows:
+        change = "-" if row["delta_pct"] is None else f"{row['delta_pct']:+.1f}%"
+        mark = "  worse" if row["worse"] else ""
+        print(f"{row['figure']:<16} {row['baseline']!s:>12} {row['current']!s:>12} {change:>9}{mark}")
+    return 1 if any(row["worse"] for row in rows) else 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -309,6 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("scenarios", help="list the shipped scenarios and plans")
 
+    compare = sub.add_parser("compare", help="compare a run with a baseline run (exit 1 if worse)")
+    compare.add_argument("run_dir")
+    compare.add_argument("baseline")
+
     hist = sub.add_parser("history", help="list recorded runs")
     hist.add_argument("--db", default="reports/loadkit-history.sqlite3")
     hist.add_argument("--plan")
@@ -316,7 +336,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"validate": _validate, "report": _report, "scenarios": _scenarios, "history": _history}
+COMMANDS = {
+    "validate": _validate,
+    "report": _report,
+    "scenarios": _scenarios,
+    "history": _history,
+    "compare": _compare,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
