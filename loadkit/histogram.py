@@ -78,23 +78,29 @@ def _median_us(bucket: int) -> float:
 class LatencyHistogram:
     """Latency distribution in milliseconds; recording clamps to the range and never raises."""
 
-    __slots__ = ("_buckets", "count")
+    __slots__ = ("_buckets", "_keys", "count")
 
     def __init__(self) -> None:
         self._buckets: dict[int, int] = {}
+        # bucket keys in order, kept until a new key appears: percentiles are read every few
+        # seconds by the live view, and re-sorting tens of thousands of keys each time stalled the
+        # load generator's event loop for tens of ms (arrivals counted late)
+        self._keys: list[int] | None = None
         self.count = 0
 
     def record_ms(self, ms: float) -> None:
         """Record one latency in ms (negative or NaN → 0, above one hour → one hour)."""
-        key = bucket_ms(ms)
-        buckets = self._buckets
-        buckets[key] = buckets.get(key, 0) + 1
-        self.count += 1
+        self.record_bucket(bucket_ms(ms))
 
     def record_bucket(self, key: int, n: int = 1) -> None:
         """Add ``n`` counts at a :func:`bucket_ms` bucket (the Recorder computes it once per request)."""
         buckets = self._buckets
-        buckets[key] = buckets.get(key, 0) + n
+        old = buckets.get(key)
+        if old is None:
+            self._keys = None
+            buckets[key] = n
+        else:
+            buckets[key] = old + n
         self.count += n
 
     def add(self, other: LatencyHistogram) -> None:
@@ -102,10 +108,12 @@ class LatencyHistogram:
         buckets = self._buckets
         for key, n in other._buckets.items():
             buckets[key] = buckets.get(key, 0) + n
+        self._keys = None
         self.count += other.count
 
     def reset(self) -> None:
         self._buckets.clear()
+        self._keys = None
         self.count = 0
 
     def items(self) -> Iterator[tuple[int, int]]:
@@ -120,22 +128,27 @@ class LatencyHistogram:
         """Several percentiles from one sort: the value at rank round(p% × count) (at least 1)."""
         if not self.count:
             return dict.fromkeys(ps)
-        items = sorted(self._buckets.items())
-        cumulative = list(itertools.accumulate(map(operator.itemgetter(1), items)))
+        keys = self._sorted_keys()
+        cumulative = list(itertools.accumulate(map(self._buckets.__getitem__, keys)))  # C loops
         out: dict[float, float | None] = {}
         for p in ps:
             q = min(max(float(p), 0.0), 100.0)
-            key = items[bisect.bisect_left(cumulative, max(int(q * self.count / 100 + 0.5), 1))][0]
+            key = keys[bisect.bisect_left(cumulative, max(int(q * self.count / 100 + 0.5), 1))]
             out[p] = (_highest_us(key) if q else lowest_us(key)) / 1000.0
         return out
 
+    def _sorted_keys(self) -> list[int]:
+        if self._keys is None:
+            self._keys = sorted(self._buckets)
+        return self._keys
+
     @property
     def max_ms(self) -> float | None:
-        return _highest_us(max(self._buckets)) / 1000.0 if self.count else None
+        return _highest_us(self._sorted_keys()[-1]) / 1000.0 if self.count else None
 
     @property
     def min_ms(self) -> float | None:
-        return lowest_us(min(self._buckets)) / 1000.0 if self.count else None
+        return lowest_us(self._sorted_keys()[0]) / 1000.0 if self.count else None
 
     @property
     def mean_ms(self) -> float | None:
