@@ -13,7 +13,6 @@ from __future__ import annotations
 import binascii
 import bisect
 import itertools
-import operator
 import zlib
 from collections.abc import Iterator
 
