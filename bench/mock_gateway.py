@@ -10,9 +10,9 @@ two CPUs), everything on 127.0.0.1:
    Debian), latency counted from each request's intended send time;
 3. 10,000 requests in flight with 100 ms of injected constant latency (PUT /admin/faults).
 
-    .venv/bin/python bench/mock_gateway.py            # about 75 seconds
+    .venv/bin/python bench/mock_gateway.py            # about a minute
     .venv/bin/python bench/mock_gateway.py --json     # the figures as one JSON object
-    .venv/bin/python bench/mock_gateway.py --gc-threshold 50000,50,1000   # try a GC setting
+    .venv/bin/python bench/mock_gateway.py --gc-threshold 50000,50,1000   # try another GC setting
 
 Goals (issue 2): gateway >= 0.5 x hello-world on one core; p99 < 10 ms at 5,000 req/s;
 10,000 in flight at 100 ms without errors.
@@ -153,14 +153,14 @@ def loadgen(port: int, *args: str, timeout: float = 120) -> dict[str, Any]:
 
 
 def mock_command(gc_threshold: str | None) -> list[str]:
-    """`python -m mock_platform`, or the same CLI behind gc.set_threshold(...) to try a GC setting."""
+    """`python -m mock_platform`, or the same CLI with other GC thresholds than its GC_THRESHOLDS."""
     args = ["--port", "0", "--admin-token", TOKEN]
     if gc_threshold is None:
         return [*pin(0), sys.executable, "-m", "mock_platform", *args]
     thresholds = ", ".join(str(int(x)) for x in gc_threshold.split(","))
     code = (
-        f"import gc, sys; gc.set_threshold({thresholds}); "
-        "from mock_platform.cli import main; sys.exit(main())"
+        f"import sys; import mock_platform.cli as cli; cli.GC_THRESHOLDS = ({thresholds}); "
+        "sys.exit(cli.main())"
     )
     return [*pin(0), sys.executable, "-c", code, *args]
 
@@ -252,7 +252,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8, help="length of each measured wrk run (default 8)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
-        "--gc-threshold", metavar="G0,G1,G2", help="run the mock after gc.set_threshold(G0, G1, G2)"
+        "--gc-threshold", metavar="G0,G1,G2", help="GC thresholds for the mock instead of the CLI's"
     )
     args = parser.parse_args()
     if not shutil.which("wrk"):

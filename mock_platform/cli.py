@@ -75,7 +75,13 @@ def config_from_args(args: argparse.Namespace) -> MockConfig:
         raise ConfigError(f"{args.config}: {exc}" if args.config else str(exc)) from None
 
 
-GC_THRESHOLDS = (50_000, 50, 1_000)
+# Small young generations, so each collection is short, and no threshold-driven full collection
+# in a run (gen 2 only after 10^5 gen-1 collections): the ledger grows by ~6 tracked objects per
+# call, and with (50_000, 50, 1_000) every young collection walked 50,000 of them, a ~10-ms pause
+# every ~8,000 calls (p99.9 of 11-23 ms at 1,000-2,500 req/s); with these, pauses stay under
+# ~2.5 ms for about the same total GC time (BENCHMARKS.md). Cycles that outlive two collections
+# stay until exit, as they did before.
+GC_THRESHOLDS = (1_000, 10, 100_000)
 
 
 async def serve(config: MockConfig) -> None:
@@ -96,8 +102,8 @@ async def serve(config: MockConfig) -> None:
             loop.add_signal_handler(sig, stop.set)
         # The ledger grows by a few objects per call (users, idempotency records), which makes
         # CPython's full collections slower as a run goes on: measured 100+ ms pauses and a p99 of
-        # 165 ms at 5,000 req/s with the defaults, 12 ms with these thresholds. Freezing moves the
-        # start-up objects out of the collector's way.
+        # 165 ms at 5,000 req/s with the defaults (see GC_THRESHOLDS). Freezing moves the start-up
+        # objects out of the collector's way.
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import unquote_to_bytes
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import CIMultiDict
 
 from mock_platform import envelope, signing
 from mock_platform.errors import GatewayError
@@ -39,7 +40,8 @@ _USUAL_FORM_HEADERS = frozenset(
 )
 MAX_FIELDS = 200
 INVALID_METHOD = "(invalid)"  # metrics label for calls whose method is missing or unknown
-_JSON_HEADERS = {"Content-Type": "application/json;charset=utf-8"}
+# Prebuilt: web.Response copies a CIMultiDict faster than it converts a dict.
+_JSON_HEADERS = CIMultiDict({hdrs.CONTENT_TYPE: "application/json;charset=utf-8"})
 
 
 class Refusal(GatewayError):
@@ -54,12 +56,33 @@ def _invalid(sub_code: str, sub_msg: str, *, error_node: bool = True) -> Refusal
     return Refusal("40002", sub_code, sub_msg, error_node=error_node)
 
 
+def buffered_body(request: web.Request, limit: int) -> bytes | None:
+    """The whole body without awaiting when it is already buffered (a small form arrives with its
+    headers), None when it must be read; refuses more than `limit` bytes like `read_body`.
+
+    `request.read()` would copy it through a bytearray and two more awaits: ~4 µs a call under load.
+    """
+    length = request.content_length
+    if length is None:
+        return None
+    if length > limit:
+        raise Refusal("40002", "isv.invalid-parameter", f"request body over {limit} bytes", status=413)
+    content = request.content
+    if not content.is_eof():
+        return None
+    body = content.read_nowait()
+    if len(body) > limit:  # only a compressed body can grow past its declared length
+        raise Refusal("40002", "isv.invalid-parameter", f"request body over {limit} bytes", status=413)
+    return body
+
+
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The body, refusing more than `limit` bytes before reading them when the length is known."""
+    body = buffered_body(request, limit)
+    if body is not None:
+        return body
     length = request.content_length
     if length is not None:
-        if length > limit:
-            raise Refusal("40002", "isv.invalid-parameter", f"request body over {limit} bytes", status=413)
         return await request.read()
     body = bytearray()
     async for chunk in request.content.iter_any():
@@ -107,13 +130,13 @@ def _parse_qs(raw: bytes, where: str) -> dict[str, str]:
         raise _invalid("isv.invalid-charset", f"the {where} is not valid UTF-8") from None
 
 
-async def read_params(request: web.Request, limit: int) -> dict[str, str]:
+def form_params(request: web.Request, body: bytes) -> dict[str, str]:
     """Query-string params merged with the form body's (the form wins on a clash)."""
-    body = await read_body(request, limit)
-    query = request.rel_url.raw_query_string
+    # No "?" in the request target, no query: skips building the URL object.
+    query = request.rel_url.raw_query_string if "?" in request.raw_path else ""
     params = _parse_qs(query.encode("utf-8", "surrogateescape"), "query string") if query else {}
     if body:
-        if request.headers.get("Content-Type") not in _USUAL_FORM_HEADERS:  # else parse the header
+        if request.headers.get(hdrs.CONTENT_TYPE) not in _USUAL_FORM_HEADERS:  # else parse the header
             ctype = request.content_type
             if ctype != FORM_TYPE:
                 raise _invalid("isv.invalid-parameter", f"the body must be {FORM_TYPE}, not {ctype}")
@@ -140,7 +163,11 @@ class Gateway:
         try:
             if request.method != "POST":
                 raise Refusal("40002", "isv.invalid-parameter", "gateway.do accepts POST only", status=405)
-            params = await read_params(request, state.config.max_body_bytes)
+            limit = state.config.max_body_bytes
+            body = buffered_body(request, limit)
+            if body is None:
+                body = await read_body(request, limit)
+            params = form_params(request, body)
             sign = params.get("sign", "")
             signed = signed or bool(sign)
             method = params.get("method", "")
