@@ -1,0 +1,47 @@
+"""The report directory of a run: summary.json, junit.xml, summary.md and report.html.
+
+summary.json is written first: it is the source of truth, and `loadkit report DIR` can re-render
+the others from it if a later one could not be written.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from loadkit.reports.junit import render_junit
+from loadkit.reports.markdown import render_markdown
+from loadkit.summary import json_safe
+
+log = logging.getLogger("loadkit")
+
+
+def write_all(run_dir: str | Path, summary: dict[str, Any]) -> dict[str, Path]:
+    """Write every report into `run_dir` (created if needed); returns {file name: path}."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+
+    def write(name: str, data: bytes) -> None:
+        path = run_dir / name
+        path.write_bytes(data)
+        written[name] = path
+
+    write("summary.json", orjson.dumps(json_safe(summary), option=orjson.OPT_INDENT_2) + b"\n")
+    write("junit.xml", render_junit(summary).encode("utf-8"))
+    write("summary.md", render_markdown(summary).encode("utf-8"))
+    try:
+        from loadkit.reports.html import render
+    except ImportError as exc:
+        log.warning("loadkit: report.html skipped (the HTML renderer is unavailable: %s)", exc)
+        return written
+    try:
+        html = render(summary)
+    except Exception as exc:  # the other reports are written; say so rather than lose them
+        log.error("loadkit: report.html not written, the renderer failed: %r", exc)
+        return written
+    write("report.html", html.encode("utf-8"))
+    return written

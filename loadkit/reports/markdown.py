@@ -1,0 +1,211 @@
+"""summary.md: the run in a form that pastes into a pull request, a ticket or a CI job summary.
+
+Plain GitHub-flavoured Markdown with text marks (PASS / FAIL / DOUBTFUL), no emoji and no HTML, so
+it reads the same in a terminal. Every figure may be missing (aborted run, old summary): a dash.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+DASH = "—"
+PERCENTILES = ("p50", "p90", "p95", "p99", "max")
+VERDICT_TEXT = {
+    "pass": "PASS: every budget held on the gate window",
+    "fail": "FAIL: at least one budget did not hold",
+    "inconclusive": "INCONCLUSIVE: the budgets held, but the load generator may have been the limit",
+}
+
+
+def _is_num(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def num(value: Any) -> str:
+    """1250, 142.3, 4.25; a dash when absent."""
+    if not _is_num(value):
+        return DASH if value is None else str(value)
+    if abs(value) >= 1000 or float(value).is_integer():
+        return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def pct(value: Any) -> str:
+    if not _is_num(value):
+        return DASH
+    return f"{value * 100:.2f}%" if value < 0.1 else f"{value * 100:.1f}%"
+
+
+def measure(value: Any, unit: str | None) -> str:
+    """A check's observed value or limit with its unit; fractions as percentages."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return DASH
+    if not _is_num(value):
+        return str(value)
+    if unit == "fraction":
+        return pct(value)
+    return f"{num(value)} {unit}" if unit else num(value)
+
+
+def check_mark(check: Mapping[str, Any]) -> str:
+    if check.get("ok"):
+        return "PASS"
+    return "DOUBTFUL" if check.get("kind") == "health" else "FAIL"
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> list[str]:
+    header = list(header)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def render_markdown(summary: Mapping[str, Any]) -> str:
+    plan = summary.get("plan") or {}
+    verdict = str(summary.get("verdict") or "unknown")
+    window = summary.get("window") or {}
+    qps = summary.get("qps") or {}
+    lat = summary.get("latency_ms") or {}
+    service = summary.get("latency_ms_service") or {}
+    requests = summary.get("requests") or {}
+    out = [
+        f"# loadkit: {plan.get('name') or 'unnamed plan'}",
+        "",
+        f"**Verdict: {VERDICT_TEXT.get(verdict, verdict.upper())}**"
+        f" (exit code {summary.get('exit_code', DASH)})",
+        "",
+        f"Target {plan.get('host') or DASH}; run {summary.get('started_at') or DASH} to "
+        f"{summary.get('finished_at') or DASH}; judged on stage(s) "
+        f"{', '.join(str(s) for s in window.get('stages') or []) or DASH} ({num(window.get('seconds'))} s).",
+        "",
+    ]
+    reasons = summary.get("reasons") or []
+    if reasons:
+        out += ["## Why", "", *(f"- {r}" for r in reasons), ""]
+    out += ["## Key figures", ""]
+    out += _table(
+        ("Figure", "Value"),
+        [
+            ("QPS held / target", f"{num(qps.get('held'))} / {num(qps.get('target'))}"),
+            *(
+                (f"Latency {p} (corrected / service)", f"{num(lat.get(p))} / {num(service.get(p))} ms")
+                for p in PERCENTILES
+            ),
+            ("Error rate", pct(summary.get("error_rate"))),
+            (
+                "Requests (successes, errors, expected outcomes)",
+                f"{num(requests.get('count'))} ({num(requests.get('successes'))}, "
+                f"{num(requests.get('errors'))}, {num(requests.get('expected_outcomes'))})",
+            ),
+        ],
+    )
+    checks = summary.get("checks") or []
+    out += ["", "## Checks", ""]
+    if checks:
+        out += _table(
+            ("Check", "Result", "Observed", "Limit"),
+            (
+                (
+                    c.get("name"),
+                    check_mark(c),
+                    measure(c.get("observed"), c.get("unit")),
+                    measure(c.get("limit"), c.get("unit")),
+                )
+                for c in checks
+            ),
+        )
+    else:
+        out.append("No checks: the plan sets no budgets.")
+    out += _endpoints(summary.get("endpoints") or {})
+    out += _arrivals_and_generator(summary)
+    out += _integrity(summary)
+    errors = summary.get("errors") or []
+    if errors:
+        out += ["", "## Most frequent errors", ""]
+        out += _table(
+            ("Request", "Error", "Occurrences"),
+            ((e.get("name"), e.get("error"), num(e.get("occurrences"))) for e in errors[:10]),
+        )
+    return "\n".join(out) + "\n"
+
+
+def _endpoints(endpoints: Mapping[str, Any]) -> list[str]:
+    if not endpoints:
+        return []
+    rows = []
+    for name, ep in endpoints.items():
+        lat = ep.get("latency_ms") or {}
+        rows.append(
+            (
+                name,
+                num(ep.get("requests")),
+                num(ep.get("errors")),
+                pct(ep.get("error_rate")),
+                num(ep.get("qps_held")),
+                *(num(lat.get(p)) for p in ("p50", "p95", "p99", "max")),
+            )
+        )
+    header = (
+        "Endpoint",
+        "Requests",
+        "Errors",
+        "Error rate",
+        "QPS held",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+    )
+    return ["", "## Endpoints (gate window, corrected latency)", "", *_table(header, rows)]
+
+
+def _arrivals_and_generator(summary: Mapping[str, Any]) -> list[str]:
+    arrivals = summary.get("arrivals") or {}
+    gen = summary.get("generator") or {}
+    out = ["", "## Load generator", ""]
+    scheduled = arrivals.get("scheduled") or 0
+    if scheduled:
+        on_time = max(0, (arrivals.get("sent") or 0) - (arrivals.get("late") or 0)) / scheduled
+        out.append(
+            f"- Arrivals: {num(scheduled)} scheduled, {num(arrivals.get('sent'))} sent, "
+            f"{num(arrivals.get('late'))} late, {num(arrivals.get('dropped'))} dropped"
+            f" ({pct(on_time)} on time)"
+        )
+    else:
+        out.append("- Arrivals: not paced (no arrival was scheduled)")
+    if gen:
+        out.append(
+            f"- CPU: max {num(gen.get('cpu_max'))}%, average {num(gen.get('cpu_avg'))}%; "
+            f"workers {num(gen.get('workers'))}, lost {num(gen.get('workers_lost'))}"
+        )
+    return out
+
+
+def _integrity(summary: Mapping[str, Any]) -> list[str]:
+    out = []
+    abort = summary.get("abort")
+    if abort:
+        out.append(f"- Aborted: {abort.get('reason') if isinstance(abort, Mapping) else abort}")
+    audit = summary.get("audit")
+    if audit is not None:
+        violations = audit.get("violations") or []
+        out.append(f"- Mock platform audit: {'ok' if audit.get('ok') and not violations else 'FAILED'}")
+        out += [f"  - {v}" for v in violations]
+    recon = summary.get("reconciliation")
+    if recon is not None:
+        problems = recon.get("problems") or []
+        out.append(
+            f"- Reconciliation with the ledger: {'ok' if recon.get('ok') and not problems else 'FAILED'}"
+        )
+        out += [f"  - {p}" for p in problems]
+    return ["", "## Integrity", "", *out] if out else []
