@@ -81,7 +81,8 @@ class MockProcess:
         what it says (it is quiet unless something is wrong)."""
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            sys.stderr.write(f"mock_platform: {line}")
+            if "admin token" not in line:  # the token goes to Locust by environment, not to logs
+                sys.stderr.write(f"mock_platform: {line}")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
