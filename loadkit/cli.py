@@ -20,11 +20,11 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
 from loadkit.durations import format_duration
 from loadkit.plan import Plan, PlanError, load_plan
+from loadkit.reports import default_run_dir
 from loadkit.safety import UnsafeHostError, check_host
 
 EXIT_USAGE = 3
@@ -38,11 +38,6 @@ class UsageError(Exception):
 
 def _scenarios_dir() -> Path:
     return Path(str(importlib.resources.files("scenarios")))
-
-
-def _default_report_dir(plan: Plan) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", plan.name).strip("-") or "plan"
-    return Path("reports") / f"{slug}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
 class MockProcess:
@@ -118,7 +113,7 @@ def _run(args: argparse.Namespace, extra: Sequence[str]) -> int:
             check_host(host, plan.safety.allow_hosts)
         except UnsafeHostError as exc:
             raise UsageError(f"{args.plan}: {exc}") from None
-    report_dir = Path(args.report_dir) if args.report_dir else _default_report_dir(plan)
+    report_dir = Path(args.report_dir) if args.report_dir else default_run_dir(plan.name)
     env = dict(os.environ)
     mock = None
     try:

@@ -264,12 +264,18 @@ def _transport_failed(response: Any) -> bool:
     )
 
 
-def _envelope_node(content: bytes | None, node_name: str) -> dict[str, Any] | None:
+def _json_dict(content: bytes | None) -> dict[str, Any] | None:
+    """The body parsed as a JSON object, or None (empty, not JSON, or not an object)."""
     try:
         doc = orjson.loads(content or b"")
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(doc, dict):
+    return doc if isinstance(doc, dict) else None
+
+
+def _envelope_node(content: bytes | None, node_name: str) -> dict[str, Any] | None:
+    doc = _json_dict(content)
+    if doc is None:
         return None
     node = doc.get(node_name)
     if node is None:
@@ -345,11 +351,8 @@ class WeChatClient:
         ) as response:
             if _transport_failed(response):
                 return None
-            try:
-                data = orjson.loads(response.content or b"")
-            except orjson.JSONDecodeError:
-                data = None
-            if not isinstance(data, dict):
+            data = _json_dict(response.content)
+            if data is None:
                 response.failure(f"HTTP {response.status_code}: {_snippet(response.content)}")
                 return None
             if response.status_code == 200:
@@ -370,11 +373,8 @@ def _json_object(response: Any) -> dict[str, Any] | None:
     if response.status_code != 200:
         response.failure(f"HTTP {response.status_code}: {_snippet(response.content)}")
         return None
-    try:
-        data = orjson.loads(response.content or b"")
-    except orjson.JSONDecodeError:
-        data = None
-    if not isinstance(data, dict):
+    data = _json_dict(response.content)
+    if data is None:
         response.failure(f"not a JSON object: {_snippet(response.content)}")
         return None
     return data

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import gc
 import logging
-import re
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +28,9 @@ from loadkit import history
 from loadkit.abort import AbortWatch
 from loadkit.mock_admin import MockAdmin
 from loadkit.pacing import install
-from loadkit.plan import Plan, PlanError, load_plan, parse_plan
+from loadkit.plan import PlanError, load_plan, parse_plan
 from loadkit.progress import closing_lines, progress_line
-from loadkit.reports import write_all
+from loadkit.reports import default_run_dir, write_all
 from loadkit.safety import UnsafeHostError, check_host
 from loadkit.session import RunSession
 from loadkit.shape import PlanShape, shape_for
@@ -98,11 +96,6 @@ def _fail_setup(message: str) -> None:
     raise SystemExit(3)
 
 
-def _default_report_dir(plan: Plan) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", plan.name).strip("-") or "plan"
-    return Path("reports") / f"{slug}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-
-
 @events.init.add_listener
 def _on_init(environment: Environment, runner: Any = None, web_ui: Any = None, **_kw: Any) -> None:
     global _session
@@ -137,7 +130,7 @@ def _on_init(environment: Environment, runner: Any = None, web_ui: Any = None, *
         log.warning(
             "loadkit: the plan seeds a mock platform but no --mock-admin-token was given; not seeding"
         )
-    report_dir = Path(opts.report_dir) if getattr(opts, "report_dir", None) else _default_report_dir(plan)
+    report_dir = Path(opts.report_dir) if getattr(opts, "report_dir", None) else default_run_dir(plan.name)
     role = "master" if isinstance(runner, MasterRunner) else "local"
     _session = RunSession(plan, role=role, report_dir=report_dir, mock=mock, host=host)
 

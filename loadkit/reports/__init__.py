@@ -7,6 +7,8 @@ the others from it if a later one could not be written.
 from __future__ import annotations
 
 import logging
+import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,12 @@ from loadkit.reports.markdown import render_markdown
 from loadkit.summary import json_safe
 
 log = logging.getLogger("loadkit")
+
+
+def default_run_dir(plan_name: str) -> Path:
+    """reports/<plan>-<local time>: one directory per run, named so they sort by time."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", plan_name).strip("-") or "plan"
+    return Path("reports") / f"{slug}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
 def write_all(run_dir: str | Path, summary: dict[str, Any]) -> dict[str, Path]:
