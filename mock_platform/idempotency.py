@@ -9,6 +9,7 @@ retry after more stock arrives may succeed, as it would on the platform.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
@@ -24,13 +25,15 @@ class ExpiringMap(Generic[V]):
     lets it stop at the first live entry.
     """
 
-    __slots__ = ("_data", "evicted", "max_entries")
+    __slots__ = ("_data", "_soonest", "evicted", "max_entries")
 
     def __init__(self, max_entries: int) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
         self.max_entries = max_entries
         self._data: OrderedDict[Hashable, tuple[float, V]] = OrderedDict()
+        # At most the expiry of the oldest entry: a put looks at the front only once it is due.
+        self._soonest = math.inf
         self.evicted = 0
 
     def get(self, key: Hashable, now: float) -> V | None:
@@ -50,14 +53,25 @@ class ExpiringMap(Generic[V]):
 
     def put(self, key: Hashable, value: V, expires_at: float, now: float) -> None:
         data = self._data
+        if not data:
+            self._soonest = expires_at
+        elif key in data:
+            data.move_to_end(key)
         data[key] = (expires_at, value)
-        data.move_to_end(key)
+        if len(data) > self.max_entries or now >= self._soonest:
+            self._purge(now)
+
+    def _purge(self, now: float) -> None:
+        """Drop expired entries and the oldest beyond the cap, from the front."""
+        data = self._data
         while data:
-            oldest = next(iter(data.values()))
-            if len(data) <= self.max_entries and oldest[0] > now:
-                break
+            oldest = next(iter(data.values()))[0]
+            if len(data) <= self.max_entries and oldest > now:
+                self._soonest = oldest
+                return
             data.popitem(last=False)
             self.evicted += 1
+        self._soonest = math.inf
 
     def items(self) -> Iterator[tuple[Hashable, V]]:
         for key, (_, value) in self._data.items():
@@ -65,6 +79,7 @@ class ExpiringMap(Generic[V]):
 
     def clear(self) -> None:
         self._data.clear()
+        self._soonest = math.inf
         self.evicted = 0
 
     def __len__(self) -> int:

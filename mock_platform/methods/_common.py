@@ -11,7 +11,7 @@ from mock_platform.idempotency import IdempotencyConflict
 from mock_platform.ledger import FieldError, Ledger, Reader, User, is_user_id
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs ~1 µs per call on the gateway's hot path
 class Call:
     app_id: str
     method: str

@@ -63,7 +63,7 @@ def user_info_share(ledger: Ledger, call: Call) -> dict[str, Any]:
     return {
         "user_id": user.user_id,
         "open_id": user.open_id,
-        "nick_name": user.nick_name,
+        "nick_name": user.display_name,
         "avatar": user.avatar,
         "gender": user.gender,
         "province": user.province,

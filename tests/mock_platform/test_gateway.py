@@ -133,6 +133,27 @@ def test_form_decoding_matches_the_stdlib_on_random_input() -> None:
                 parse_form(raw)
         else:
             assert parse_form(raw) == expected, raw
+    # Well-formed k=v&k=v bodies take the one-pass path: stray, trailing and doubled %, encoded
+    # NUL and separators, line breaks and bad UTF-8 inside them must still read as the stdlib reads.
+    atoms = [p for p in pieces if p not in (b"&", b"=")] + [b"%", b"%%", b"%4", b"%3d", b"%zz", b"%\n"]
+    fast = 0
+    for _ in range(20000):
+        pairs = [
+            b"".join(rnd.choice(atoms) for _ in range(rnd.randint(0, 3)))
+            + b"="
+            + b"".join(rnd.choice(atoms) for _ in range(rnd.randint(0, 5)))
+            for _ in range(rnd.randint(1, 4))
+        ]
+        raw = b"&".join(pairs)
+        fast += b"%" in raw and b"\n" not in raw
+        try:
+            expected = reference_form(raw)
+        except UnicodeDecodeError:
+            with pytest.raises(UnicodeDecodeError):
+                parse_form(raw)
+        else:
+            assert parse_form(raw) == expected, raw
+    assert fast > 5000
     biz = json.dumps({"memo": "集分宝 & = + %", "n": 1}, ensure_ascii=False)
     body = urllib.parse.urlencode({"method": "m", "biz_content": biz}).encode()
     assert parse_form(body) == {"method": "m", "biz_content": biz}

@@ -231,6 +231,20 @@ def test_expiring_map_ttl_cap_and_order() -> None:
         ExpiringMap(0)
 
 
+def test_expiring_map_purges_what_expired_as_time_passes() -> None:
+    m: ExpiringMap[int] = ExpiringMap(max_entries=1000)
+    for i in range(100):  # k<j> expires at NOW + j + 1 and is put at NOW + j / 2
+        m.put(f"k{i}", i, expires_at=NOW + i + 1, now=NOW + i * 0.5)
+    assert len(m) == 51 and m.evicted == 49  # k0..k48 expired by NOW + 49.5, and are gone
+    m.put("k60", 60, expires_at=NOW + 200, now=NOW + 49.5)  # a live key put again moves to the end
+    assert [k for k, _ in m.items()][-1] == "k60"
+    m.put("new", 1, expires_at=NOW + 300, now=NOW + 99.5)  # the new front is due: purged again
+    assert [k for k, _ in m.items()] == ["k99", "k60", "new"]
+    m.clear()
+    m.put("again", 1, expires_at=NOW + 10, now=NOW)
+    assert len(m) == 1 and m.evicted == 0
+
+
 def test_idempotency_store_replay_conflict_ttl() -> None:
     store = IdempotencyStore(ttl_s=60, max_entries=10)
     result = {"voucher_id": "V1"}
@@ -327,3 +341,17 @@ def test_business_codes_are_distinct_40004_and_overridable() -> None:
 )
 def test_parse_send_freqency(text: str | None, expected: tuple) -> None:
     assert parse_send_freqency(text, "f") == expected
+
+
+def test_open_ids_are_derived_from_the_user_id_and_forgeries_are_refused() -> None:
+    ledger = Ledger()
+    user = ledger.user(U1)
+    assert len(user.open_id) == 47 and user.open_id.startswith("074a")
+    assert len(user.wx_openid) == 28 and user.wx_openid.startswith("o")
+    assert Ledger().user(U1).open_id == user.open_id  # stable across restarts
+    assert ledger.user(U2).open_id != user.open_id
+    assert ledger.user_by_open_id(user.open_id) is user
+    forged = "074a" + "0" * 31 + user.open_id[-12:]  # the right digits, not the right digest
+    assert ledger.user_by_open_id(forged) is None
+    assert ledger.user_by_open_id(user.open_id[:-1]) is None
+    assert Ledger().user_by_open_id(user.open_id) is None  # a user that ledger never saw
