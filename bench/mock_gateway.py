@@ -4,13 +4,14 @@ Both servers run pinned to CPU 0, the load generators to CPU 1 (when `taskset` e
 two CPUs), everything on 127.0.0.1:
 
 1. max rate: wrk (Debian's) with bench/voucher_send.lua — the same unsigned voucher.send form, a
-   unique out_biz_no and user per request — against each server; both rates and their ratio, and
-   the servers' CPU time per request (the ratio one free core would give on a shared machine);
+   unique out_biz_no and user per request — against each server, in alternated rounds; both rates,
+   their ratio per round and its median, and the servers' CPU time per request (the ratio one free
+   core would give on a shared machine);
 2. latency at fixed rates up to 5,000 req/s: bench/loadgen.py (wrk has no rate control and wrk2 is not in
    Debian), latency counted from each request's intended send time;
 3. 10,000 requests in flight with 100 ms of injected constant latency (PUT /admin/faults).
 
-    .venv/bin/python bench/mock_gateway.py            # about a minute
+    .venv/bin/python bench/mock_gateway.py            # about 1.5 minutes
     .venv/bin/python bench/mock_gateway.py --json     # the figures as one JSON object
     .venv/bin/python bench/mock_gateway.py --gc-threshold 50000,50,1000   # try another GC setting
 
@@ -27,6 +28,7 @@ import os
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -165,7 +167,7 @@ def mock_command(gc_threshold: str | None) -> list[str]:
     return [*pin(0), sys.executable, "-c", code, *args]
 
 
-def run(seconds: int, gc_threshold: str | None = None) -> dict[str, Any]:
+def run(seconds: int, rounds: int, gc_threshold: str | None = None) -> dict[str, Any]:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the servers inherit it: 10k sockets
     mock_cmd = mock_command(gc_threshold)
@@ -187,17 +189,28 @@ def run(seconds: int, gc_threshold: str | None = None) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "pinned": bool(pin(0)),
         "loadavg_before": os.getloadavg(),
+        "wrk_rounds": [],
     }
     with server(mock_cmd, "listening on") as mock, server(hello_cmd, "listening on") as hello:
         admin(mock.url, "POST", "/admin/seed", seed)
         for target in (mock, hello):  # warm-up: imports, first connections, caches
             wrk(target, 2, 64)
-        result["wrk_gateway"] = wrk(mock, seconds, 64)
-        result["wrk_hello"] = wrk(hello, seconds, 64)
-        result["ratio"] = round(result["wrk_gateway"]["rate"] / result["wrk_hello"]["rate"], 3)
-        result["ratio_cpu"] = round(
-            result["wrk_hello"]["cpu_us_per_request"] / result["wrk_gateway"]["cpu_us_per_request"], 3
-        )
+        for i in range(rounds):  # alternated, so a drift in the machine's speed hits both alike
+            first, second = (mock, hello) if i % 2 == 0 else (hello, mock)
+            runs = [wrk(first, seconds, 64), wrk(second, seconds, 64)]
+            g, h = runs if first is mock else runs[::-1]
+            result["wrk_rounds"].append(
+                {
+                    "gateway": g,
+                    "hello": h,
+                    "ratio": round(g["rate"] / h["rate"], 3),
+                    "ratio_cpu": round(h["cpu_us_per_request"] / g["cpu_us_per_request"], 3),
+                }
+            )
+        ratios = sorted(r["ratio"] for r in result["wrk_rounds"])
+        result["ratio"] = statistics.median(ratios)
+        result["ratio_range"] = [ratios[0], ratios[-1]]
+        result["ratio_cpu"] = statistics.median(r["ratio_cpu"] for r in result["wrk_rounds"])
         paced = ("paced", "--duration", "5", "--connections", "128")
         result["paced_gateway"] = [
             loadgen(mock.port, *paced, "--rate", str(rate), "--run", f"p{rate}") for rate in PACED_RATES
@@ -220,17 +233,24 @@ def _lat(run: dict[str, Any]) -> str:
 
 
 def report(r: dict[str, Any]) -> str:
-    g, h = r["wrk_gateway"], r["wrk_hello"]
     ph, inf = r["paced_hello"], r["inflight_gateway"]
     lines = [
         f"CPUs {r['cpus']}, servers pinned to CPU 0 and clients to CPU 1: {r['pinned']}; "
         f"load average before {r['loadavg_before'][0]:.2f}, after {r['loadavg_after'][0]:.2f}",
-        f"wrk max rate   gateway voucher.send {g['rate']:>9.0f} req/s (ok {g['ok']}, other {g['other']}, "
-        f"p99 {g['p99']})",
-        f"               hello-world          {h['rate']:>9.0f} req/s (p99 {h['p99']})",
-        f"               ratio gateway / hello-world = {r['ratio']:.2f}   (goal >= 0.5)",
-        f"CPU/request    gateway {g['cpu_us_per_request']} us, hello-world {h['cpu_us_per_request']} us: "
-        f"on a free core the gateway would reach {r['ratio_cpu']:.2f} x hello-world",
+    ]
+    for i, rnd in enumerate(r["wrk_rounds"], 1):
+        g, h = rnd["gateway"], rnd["hello"]
+        lines += [
+            f"wrk round {i}    gateway voucher.send {g['rate']:>7.0f} req/s "
+            f"(ok {g['ok']}, other {g['other']}, p99 {g['p99']}), {g['cpu_us_per_request']} us CPU each",
+            f"               hello-world          {h['rate']:>7.0f} req/s (p99 {h['p99']}), "
+            f"{h['cpu_us_per_request']} us CPU each; ratio {rnd['ratio']:.3f}",
+        ]
+    lines += [
+        f"ratio gateway / hello-world: median {r['ratio']:.3f} (range {r['ratio_range'][0]:.3f}-"
+        f"{r['ratio_range'][1]:.3f})   (goal >= 0.5)",
+        f"CPU per request: on a free core the gateway would reach {r['ratio_cpu']:.3f} x hello-world "
+        "(median)",
         *(
             f"{pg['rate']:>6.0f} req/s   gateway {_lat(pg)}; {pg['ok']}/{pg['sent']} ok, errs {pg['errors']}"
             for pg in r["paced_gateway"]
@@ -249,7 +269,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=int, default=8, help="length of each measured wrk run (default 8)")
+    parser.add_argument("--seconds", type=int, default=6, help="length of each measured wrk run (default 6)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="wrk rounds of gateway and hello-world, alternated (default 3)"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
         "--gc-threshold", metavar="G0,G1,G2", help="GC thresholds for the mock instead of the CLI's"
@@ -259,7 +282,9 @@ def main() -> None:
         raise SystemExit("bench: wrk is not installed (Debian: apt-get install wrk)")
     if args.gc_threshold is not None and not re.fullmatch(r"\d+,\d+,\d+", args.gc_threshold):
         parser.error("--gc-threshold: expected three integers, e.g. 50000,50,1000")
-    result = run(args.seconds, args.gc_threshold)
+    if args.seconds < 1 or args.rounds < 1:
+        parser.error("--seconds and --rounds must be at least 1")
+    result = run(args.seconds, args.rounds, args.gc_threshold)
     result["gc_threshold"] = args.gc_threshold
     print(json.dumps(result, indent=2) if args.json else report(result))
 

@@ -85,6 +85,9 @@ class Reader:
                 )
 
     def opt_text(self, key: str, *, max_len: int = 64, required: bool = False) -> str | None:
+        value = self.data.get(key)
+        if value.__class__ is str and 0 < len(value) <= max_len:  # the usual case, in one frame
+            return value
         value = self._get(key, required)
         if value is None:
             return None
