@@ -218,7 +218,7 @@ class Gateway:
         if not app_id:
             raise Refusal("40001", "isv.missing-app-id", "the app_id parameter is missing", error_node=False)
         state = self.state
-        pem = state.ledger.apps.get(app_id)
+        pem = state.ledger.app_public_key(app_id)
         if sign:
             if pem is None:
                 if state.config.strict:

@@ -98,9 +98,6 @@ class Reader:
         return value
 
     def text(self, key: str, *, max_len: int = 64) -> str:
-        value = self.data.get(key)
-        if value.__class__ is str and 0 < len(value) <= max_len:  # the usual case, in one frame
-            return value
         return self.opt_text(key, max_len=max_len, required=True)  # type: ignore[return-value]
 
     def opt_integer(self, key: str, lo: int, hi: int, *, required: bool = False) -> int | None:
