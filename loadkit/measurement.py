@@ -2,10 +2,12 @@
 
 One `Recorder` per process.  `record()` is called from Locust's request listener (the stats hot
 path, 2-3 µs): it classifies the request into the plan stage its end time falls in and bumps
-counters and sparse HDR histograms.  A worker calls `take_delta()` in `report_to_master`; the
-master `merge()`s the deltas, so its figures equal what one process recording everything would
-have (percentiles come from merged histograms, never from averaged percentiles).  A recorder is
-either a delta source (worker) or an accumulator (local runner, master): `take_delta()` empties it.
+counters and sparse HDR histograms.  `record_arrival()` is called by the pacer for each journey
+started, so the arrival rate held is windowed by stage like the requests.  A worker calls
+`take_delta()` in `report_to_master`; the master `merge()`s the deltas, so its figures equal what
+one process recording everything would have (percentiles come from merged histograms, never from
+averaged percentiles).  A recorder is either a delta source (worker) or an accumulator (local
+runner, master): `take_delta()` empties it.
 
 Plan time is `t - t0` with `t0` set by `start()`.  Requests before `start()`, before t0 or after the
 plan's end go to the "beyond" count: they are counted in `seen` (per endpoint, for reconciliation;
@@ -28,7 +30,7 @@ WINDOW_S = 5  # latency percentiles of the time series are computed per 5-second
 MAX_ERROR_KINDS = 200  # distinct (name, error) pairs kept; the rest are folded into one per name
 OTHER_ERRORS = "(other errors: too many distinct messages)"
 MAX_ERROR_CHARS = 300
-DELTA_VERSION = 1
+DELTA_VERSION = 2  # 2: journeys started per stage ("arrivals")
 _PERCENTILES = [50.0, 95.0, 99.0]
 
 
@@ -95,6 +97,7 @@ class Recorder:
     def _reset_figures(self) -> None:
         self._cells: dict[tuple[int, str], _Cell] = {}
         self._totals: dict[int, _Cell] = {}  # per stage, all endpoints
+        self._arrivals: dict[int, int] = {}  # per stage, journeys started (arrival tickets taken)
         self._seen: dict[str, list[int]] = {}  # name -> [successes, errors], whole run
         self._beyond = 0
         self._seconds: dict[int, list[int]] = {}  # second of plan time -> [successes, errors]
@@ -173,6 +176,20 @@ class Recorder:
             window = self._windows[second // WINDOW_S] = LatencyHistogram()
         window.record_bucket(corrected)
 
+    def record_arrival(self, t: float) -> None:
+        """Count one journey started at epoch ``t`` (an arrival ticket taken), in the stage it
+        started in; journeys started outside the plan's stages are not counted."""
+        if self._t0 is None:
+            return
+        rel = t - self._t0
+        if self._cur_lo <= rel < self._cur_hi:
+            index = self._cur_index
+        else:
+            index = self._locate(rel)
+            if index < 0:
+                return
+        self._arrivals[index] = self._arrivals.get(index, 0) + 1
+
     def _locate(self, rel: float) -> int:
         found = self.plan.stage_at(rel) if rel >= 0 else None
         if found is None:
@@ -209,6 +226,7 @@ class Recorder:
                 ]
                 for (index, name), cell in self._cells.items()
             ],
+            "arrivals": [[index, n] for index, n in self._arrivals.items()],
             "seen": {name: list(counts) for name, counts in self._seen.items()},
             "beyond": self._beyond,
             "seconds": [[second, s, e] for second, (s, e) in self._seconds.items()],
@@ -237,6 +255,7 @@ class Recorder:
                 for i, n, c, s, e, o, hc, hs in delta["cells"]
             ]
             windows = [(int(w), LatencyHistogram.decode(h)) for w, h in delta["windows"]]
+            arrivals = [(int(index), int(n)) for index, n in delta["arrivals"]]
             seen = {str(name): (int(s), int(e)) for name, (s, e) in delta["seen"].items()}
             seconds = [(int(sec), int(s), int(e)) for sec, s, e in delta["seconds"]]
             errors = [(str(name), str(error), int(n)) for name, error, n in delta["errors"]]
@@ -258,6 +277,8 @@ class Recorder:
             if total is None:
                 total = self._totals[index] = _Cell()
             total.add(incoming)
+        for index, n in arrivals:
+            self._arrivals[index] = self._arrivals.get(index, 0) + n
         for w, hist in windows:
             window = self._windows.get(w)
             if window is None:
@@ -282,7 +303,8 @@ class Recorder:
     ) -> dict[str, Any]:
         """The figures of summary.json over the plan's gate stages.
 
-        ``arrivals`` (summed pacer counts) and ``generator`` (CPU, workers) are passed through.
+        ``arrivals`` (summed pacer counts, whole run) and ``generator`` (CPU, workers) are passed
+        through; ``qps.arrivals_held`` comes from `record_arrival()`, over the gate window.
         ``until`` (epoch seconds) cuts the window at a run that ended early (stopped or aborted):
         held QPS is then over the gate seconds that ran.  ``errors`` and ``seen`` cover the whole
         run; the time series runs from plan second 0 to the last second with a request.
@@ -301,17 +323,22 @@ class Recorder:
     def live(self, now: float, *, lag_s: float = 0.0) -> dict[str, Any]:
         """The same figures so far: over the elapsed part of the gate stages once the first has
         begun, else over the run so far; plus ``qps_now``, successes per second over the last
-        5 complete seconds.  ``lag_s`` shifts that window back (a master gets worker figures up
-        to one report interval, 3 s, late)."""
+        5 complete seconds, and ``gate``: whether the gate window has begun and in how many
+        seconds it will (figures before it are not judged: warm-up rarely meets the budgets).
+        ``lag_s`` shifts the ``qps_now`` window back (a master gets worker figures up to one
+        report interval, 3 s, late)."""
+        gates = self._gates()
         if self._t0 is None:
             out = self._figures({})
             out["timeseries"] = self._timeseries(0)
             out["qps_now"] = 0.0
+            out["gate"] = {"started": False, "starts_in_s": None}
             return out
         rel = min(now - self._t0, self.plan.duration_s)
-        gates = self._gates()
-        gate_begun = any(self._bounds[i][0] <= rel for i in gates)
+        gate_start = self._bounds[gates[0]][0]
+        gate_begun = gate_start <= rel
         out = self._figures(self._elapsed(gates if gate_begun else range(len(self._bounds)), rel))
+        out["gate"] = {"started": gate_begun, "starts_in_s": round(max(0.0, gate_start - rel), 1)}
         out["timeseries"] = self._timeseries(max(0, math.ceil(rel)))
         end = math.floor(now - self._t0 - lag_s)
         recent = sum(self._seconds.get(s, (0, 0))[0] for s in range(end - WINDOW_S, end))
@@ -351,6 +378,7 @@ class Recorder:
                     acc = per_name[name] = acc.copy()
                     copied.add(name)
                 acc.add(cell)
+        arrivals = sum(self._arrivals.get(i, 0) for i in weights)
         totals = [self._totals[i] for i in sorted(weights) if i in self._totals]
         total = totals[0] if len(totals) == 1 else _Cell()
         if len(totals) > 1:
@@ -362,6 +390,7 @@ class Recorder:
             "qps": {
                 "target": round(planned / seconds, 3) if seconds else 0.0,
                 "held": round(total.successes / seconds, 3) if seconds else 0.0,
+                "arrivals_held": round(arrivals / seconds, 3) if seconds else 0.0,
             },
             "latency_ms": total.corrected.summary_ms(),
             "latency_ms_service": total.service.summary_ms(),

@@ -44,6 +44,8 @@ class ArrivalPacer:
     "constant" (evenly spaced) or "poisson" (exponential gaps, time-rescaled so ramps hold).  A slot
     taken more than ``late_after_s`` after its intended time counts as late; one nobody took within
     ``drop_after_s`` is skipped and counted as dropped.  No arrivals at or after ``end_s``.
+    ``on_take``, if given, is called with the epoch time each taken ticket's journey starts (the
+    recorder windows the arrival rate held by stage from it).
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class ArrivalPacer:
         drop_after_s: float = 5.0,
         end_s: float | None = None,
         seed: int | None = None,
+        on_take: Callable[[float], None] | None = None,
     ) -> None:
         if arrivals not in ("constant", "poisson"):
             raise ValueError(f"arrivals must be 'constant' or 'poisson', got {arrivals!r}")
@@ -70,6 +73,7 @@ class ArrivalPacer:
         self.drop_after_s = float(drop_after_s)
         self.end_s = None if end_s is None else float(end_s)
         self._random = random.Random(seed)
+        self._on_take = on_take
         self._started = gevent.event.Event()
         self._t0 = 0.0
         self._next: float | None = None  # plan time of the next unclaimed slot; None = no more
@@ -145,6 +149,8 @@ class ArrivalPacer:
             self.sent += 1
             if lateness > self.late_after_s:
                 self.late += 1
+            if self._on_take is not None:
+                self._on_take(self._t0 + slot + lateness)
             self._tickets[gevent.getcurrent()] = lateness
             return lateness
 

@@ -59,9 +59,17 @@ class RunSession:
 
     def new_pacer(self, share: float) -> ArrivalPacer:
         self.pacer = ArrivalPacer(
-            self.plan.qps_at, share=share, arrivals=self.plan.arrivals, end_s=self.plan.duration_s
+            self.plan.qps_at,
+            share=share,
+            arrivals=self.plan.arrivals,
+            end_s=self.plan.duration_s,
+            on_take=self._journey_started,
         )
         return self.pacer
+
+    def _journey_started(self, t: float) -> None:
+        # looked up on each call: begin() gives every test a new recorder
+        self.recorder.record_arrival(t)
 
     def begin(self, t0: float, *, phase: float = 0.5) -> None:
         """A new test starts: forget the previous one (the web UI can run several).
@@ -115,7 +123,11 @@ class RunSession:
         return self.health.summary(start, end, workers)
 
     def live(self, workers: int) -> dict[str, Any]:
-        """Figures so far, shaped like summary.json, for the web UI and the progress line."""
+        """Figures so far, shaped like summary.json, for the web UI and the progress line.
+
+        Before the gate window starts there is no verdict (no ``verdict``, no ``reasons``): the
+        warm-up is not meant to meet the budgets. ``checks`` still set the figures so far beside
+        their limits."""
         now = time.time()
         # a master gets the workers' figures up to one report interval late
         live = dict(self.recorder.live(now, lag_s=3.0 if self.role == "master" else 0.0))
@@ -125,7 +137,9 @@ class RunSession:
         live["stage"] = self.stage_info(now)
         if self.t0 is not None:
             verdict, checks, reasons = judge(self.plan, live)
-            live.update(verdict=verdict, checks=[c.as_dict() for c in checks], reasons=reasons)
+            live["checks"] = [c.as_dict() for c in checks]
+            if live["gate"]["started"]:
+                live.update(verdict=verdict, reasons=reasons)
         return live
 
     def stage_info(self, now: float) -> dict[str, Any] | None:

@@ -100,15 +100,16 @@ def _window(plan: Plan, measured: Mapping[str, Any] | None, given: Mapping[str, 
 
 
 def _qps(plan: Plan, measured: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The target defaults to the plan's mean rate over its gate stages."""
+    """The target defaults to the plan's mean rate over its gate stages; figures not measured are
+    null, so every summary has the same keys."""
     measured = dict(measured or {})
     if measured.get("target") is None:
         gates = plan.gate_stages()
         start = plan.stage_start(gates[0])
         end = plan.stage_start(gates[-1]) + plan.stages[gates[-1]].duration_s
         measured["target"] = round(plan.arrivals_between(start, end) / plan.gate_seconds(), 3)
-    measured.setdefault("held", None)
-    return {"target": measured.pop("target"), "held": measured.pop("held"), **measured}
+    own = {key: measured.pop(key, None) for key in ("target", "held", "arrivals_held")}
+    return {**own, **measured}
 
 
 def _iso(value: str | float | datetime) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from loadkit.generator import CPU_HIGH
+from loadkit.progress import gate_countdown
 from loadkit.reports.html import as_list, as_map, fmt_measure, fmt_ms, fmt_num, fmt_pct
 
 log = logging.getLogger("loadkit")
@@ -46,34 +47,43 @@ def _row(item: str, observed: str = "", limit: str = "", status: str = "", note:
 
 
 def rows(live: Mapping[str, Any]) -> list[dict[str, str]]:
-    """Table rows for one live() snapshot, in display order."""
+    """Table rows for one live() snapshot, in display order.
+
+    Before the gate window starts, figures are over the run so far and say so, checks get no
+    mark and the verdict row says when the gate starts: warm-up is not meant to meet the budgets.
+    """
     stage = live.get("stage")
     if not isinstance(stage, Mapping):
         return [_row("Event readiness", "waiting for the test to start")]
+    countdown = gate_countdown(live)
+    judged = countdown is None
+    scope = "gate window so far" if judged else "run so far (gate not started)"
+    aside = "" if judged else f"; {scope}"  # labels figures whose notes otherwise name no window
     out = [_stage_row(stage)]
     qps = as_map(live.get("qps"))
     out.append(_row("QPS planned now", _qps(stage.get("qps_planned")), note="the plan's arrival rate"))
-    out.append(_row("QPS now", _qps(live.get("qps_now")), _qps(stage.get("qps_planned")), note="last 5 s"))
-    out.append(_row("QPS held", _qps(qps.get("held")), _qps(qps.get("target")), note="gate window so far"))
+    out.append(_row("QPS now", _qps(live.get("qps_now")), note="successful requests/s, last 5 s"))
+    out.append(
+        _row(
+            "Arrivals/s held / planned",
+            _qps(qps.get("arrivals_held")),
+            _qps(qps.get("target")),
+            note=f"journeys started, {scope}",
+        )
+    )
+    out.append(_row("Requests/s held", _qps(qps.get("held")), note=f"successful requests, {scope}"))
     for check in as_list(live.get("checks")):
         if isinstance(check, Mapping):
-            out.append(
-                _row(
-                    f"{CHECK_KINDS.get(str(check.get('kind')), 'Check')}: {check.get('name', '?')}",
-                    fmt_measure(check.get("observed"), check.get("unit")),
-                    fmt_measure(check.get("limit"), check.get("unit")),
-                    MARKS.get(check.get("ok"), "?") if isinstance(check.get("ok"), bool) else "?",
-                )
-            )
+            out.append(_check_row(check, judged=judged))
     lat = as_map(live.get("latency_ms"))
     out.append(
         _row(
             "Latency p50 / p95 / p99",
             " / ".join(fmt_ms(lat.get(p)) for p in ("p50", "p95", "p99")),
-            note="corrected for coordinated omission",
+            note=f"corrected for coordinated omission{aside}",
         )
     )
-    out.append(_row("Error rate", fmt_pct(live.get("error_rate")), note=_errors_note(live)))
+    out.append(_row("Error rate", fmt_pct(live.get("error_rate")), note=_errors_note(live) + aside))
     out.extend(_arrival_rows(as_map(live.get("arrivals"))))
     gen = as_map(live.get("generator"))
     out.append(
@@ -100,6 +110,9 @@ def rows(live: Mapping[str, Any]) -> list[dict[str, str]]:
     abort = live.get("abort")
     if isinstance(abort, Mapping) and abort.get("reason"):
         out.append(_row("Aborted", status=MARKS[False], note=str(abort["reason"])))
+    if not judged:
+        out.append(_row("Verdict so far", f"gate not started (starts in {countdown})"))
+        return out
     verdict = str(live.get("verdict") or "")
     out.append(
         _row(
@@ -110,6 +123,19 @@ def rows(live: Mapping[str, Any]) -> list[dict[str, str]]:
     )
     out.extend(_row("Reason", note=str(reason)) for reason in as_list(live.get("reasons")))
     return out
+
+
+def _check_row(check: Mapping[str, Any], *, judged: bool) -> dict[str, str]:
+    """A budget or health check: observed against its limit, marked only once the gate has begun."""
+    ok = check.get("ok")
+    status = (MARKS.get(ok, "?") if isinstance(ok, bool) else "?") if judged else ""
+    return _row(
+        f"{CHECK_KINDS.get(str(check.get('kind')), 'Check')}: {check.get('name', '?')}",
+        fmt_measure(check.get("observed"), check.get("unit")),
+        fmt_measure(check.get("limit"), check.get("unit")),
+        status,
+        "" if judged else "not judged before the gate",
+    )
 
 
 def _stage_row(stage: Mapping[str, Any]) -> dict[str, str]:

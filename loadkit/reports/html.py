@@ -296,7 +296,10 @@ def verdict_text(summary: Mapping[str, Any]) -> tuple[str, str]:
     held = _dig(summary, "qps", "held")
     p99 = _dig(summary, "latency_ms", "p99")
     seconds = _window_seconds(as_map(summary.get("window")))
-    held_text = f"{fmt_num(held)} QPS" if _is_num(held) else "an unknown rate"
+    held_text = f"{fmt_num(held)} requests/s" if _is_num(held) else "an unknown rate"
+    arrivals = _dig(summary, "qps", "arrivals_held")
+    if _is_num(arrivals):  # journeys, comparable with the plan's rate; absent in older summaries
+        held_text += f" ({fmt_num(arrivals)} arrivals/s, planned {fmt_num(_dig(summary, 'qps', 'target'))})"
     figures = f"the service held {held_text} for {_duration(seconds)} with p99 {fmt_ms(p99)}"
     checks = [c for c in as_list(summary.get("checks")) if isinstance(c, Mapping)]
     failed = [c for c in checks if not c.get("ok")]
@@ -332,7 +335,8 @@ def _cards(summary: Mapping[str, Any]) -> str:
     req = as_map(summary.get("requests"))
     qps = as_map(summary.get("qps"))
     cards = [
-        ("QPS held", fmt_num(qps.get("held")), f"target {fmt_num(qps.get('target'))}"),
+        ("Arrivals/s held", fmt_num(qps.get("arrivals_held")), f"planned {fmt_num(qps.get('target'))}"),
+        ("Requests/s held", fmt_num(qps.get("held")), "successful requests"),
         (
             "p99 latency",
             fmt_ms(lat.get("p99")),

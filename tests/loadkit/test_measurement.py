@@ -1,4 +1,5 @@
-"""Recorder: stage classification, gate figures, worker deltas merged == one process, live figures."""
+"""Recorder: stage classification, gate figures, arrivals held, worker deltas merged == one process,
+live figures and the gate marker."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def test_results_figures_on_synthetic_data() -> None:
     res = rec.results({"scheduled": 1, "sent": 1, "late": 0, "dropped": 0}, {"workers": 1})
     assert res["requests"] == {"count": 620, "successes": 600, "errors": 20, "expected_outcomes": 200}
     assert res["outcomes"] == {"sold_out": 200}
-    assert res["qps"] == {"target": pytest.approx(40), "held": pytest.approx(30)}
+    assert res["qps"] == {"target": pytest.approx(40), "held": pytest.approx(30), "arrivals_held": 0.0}
     assert res["error_rate"] == pytest.approx(20 / 620, abs=1e-6)
     buy = res["endpoints"]["buy"]
     assert buy["qps_held"] == pytest.approx(30) and buy["outcomes"] == {"sold_out": 200}
@@ -121,12 +122,16 @@ def test_two_workers_merged_equal_one_process() -> None:
         name = req.pop("name")
         direct.record(name, **req)
         workers[i % 2].record(name, **req)
+        if i % 3 == 0:  # a journey of three requests started here
+            direct.record_arrival(req["t"])
+            workers[i % 2].record_arrival(req["t"])
         if i % 1000 == 999:  # report_to_master every so often; the payload goes through msgpack
             for worker in workers:
                 master.merge(msgpack.unpackb(msgpack.packb(worker.take_delta())))
     for worker in workers:
         master.merge(msgpack.unpackb(msgpack.packb(worker.take_delta())))
     assert master.results({}, {}) == direct.results({}, {})
+    assert master.results({}, {})["qps"]["arrivals_held"] > 0
     assert master.live(T0 + 30) == direct.live(T0 + 30)
     # a worker's figures are all in the deltas it shipped
     assert workers[0].results({}, {})["requests"]["count"] == 0
@@ -135,16 +140,25 @@ def test_two_workers_merged_equal_one_process() -> None:
 def test_delta_is_msgpack_and_json_friendly_and_empties_the_recorder() -> None:
     rec = started()
     rec.record("a", t=T0 + 25, response_ms=12.5, lateness_s=0.1, ok=True, outcome="sold_out")
+    rec.record_arrival(T0 + 24.9)
     delta = rec.take_delta()
     assert json.loads(json.dumps(delta)) == delta
     assert msgpack.unpackb(msgpack.packb(delta)) == delta
+    assert delta["arrivals"] == [[2, 1]]
     empty = rec.take_delta()
-    assert empty["cells"] == [] and empty["seen"] == {} and empty["windows"] == []
+    assert empty["cells"] == [] and empty["seen"] == {} and empty["windows"] == [] and empty["arrivals"] == []
 
 
 @pytest.mark.parametrize(
     "bad",
-    [{}, {"v": 99}, {"v": 1, "cells": [[0, "a", 1]]}, {"v": 1, "cells": [], "windows": [[0, "garbage"]]}],
+    [
+        {},
+        {"v": 99},
+        {"v": 1},  # before journeys started were shipped: the master would undercount arrivals held
+        {"v": 2, "cells": [[0, "a", 1]]},
+        {"v": 2, "cells": [], "windows": [[0, "garbage"]]},
+        {"v": 2, "cells": [], "windows": [], "arrivals": [[0]]},
+    ],
 )
 def test_malformed_delta_is_a_clear_error(bad: dict) -> None:
     with pytest.raises(DeltaError):
@@ -199,5 +213,48 @@ def test_results_until_cuts_the_gate_window_of_a_run_that_ended_early() -> None:
     assert full["window"]["seconds"] == 20 and full["qps"]["held"] == pytest.approx(10)
     cut = rec.results({}, {}, until=T0 + 25)
     assert cut["window"] == {"seconds": 5.0, "stages": ["hold"]}
-    assert cut["qps"] == {"target": pytest.approx(40), "held": pytest.approx(40)}
+    assert cut["qps"] == {"target": pytest.approx(40), "held": pytest.approx(40), "arrivals_held": 0.0}
     assert rec.results({}, {}, until=T0 + 15)["window"] == {"seconds": 0, "stages": []}
+
+
+def _journeys(rec: Recorder, seconds: range) -> None:
+    """10 journeys/s in warmup and ramp, 40/s in hold; each journey makes three requests."""
+    for second in seconds:
+        rate = 10 if second < 20 else 40
+        for k in range(rate):
+            t = T0 + second + k / rate
+            rec.record_arrival(t)
+            for step in range(3):
+                rec.record("step", t=t + 0.001 * step, response_ms=1, ok=True)
+
+
+def test_arrivals_held_counts_the_journeys_started_in_the_gate_window() -> None:
+    rec = Recorder(plan())
+    rec.record_arrival(T0 + 25)  # before start(): not counted
+    rec.start(T0)
+    rec.record_arrival(T0 - 0.5)  # before t0
+    rec.record_arrival(T0 + 40)  # after the end
+    _journeys(rec, range(30))
+    early = rec.live(T0 + 10)  # before the gate: over the run so far
+    assert early["qps"]["arrivals_held"] == pytest.approx(10) and early["qps"]["held"] == pytest.approx(30)
+    cut = rec.results({}, {}, until=T0 + 30)  # a run stopped 10 s into the hold
+    assert cut["qps"]["arrivals_held"] == pytest.approx(40)
+    _journeys(rec, range(30, 40))
+    res = rec.results({"scheduled": 1400, "sent": 1400, "late": 0, "dropped": 0}, {})
+    assert res["qps"] == {"target": pytest.approx(40), "held": pytest.approx(120), "arrivals_held": 40.0}
+    assert res["arrivals"]["sent"] == 1400  # the pacer's whole-run counts are passed through
+
+
+def test_live_says_whether_the_gate_has_started_and_when_it_will() -> None:
+    rec = started()  # warmup 10 s, ramp 10 s, then the hold gate
+    assert rec.live(T0 - 0.5)["gate"] == {"started": False, "starts_in_s": 20.5}
+    assert rec.live(T0 + 12.34)["gate"] == {"started": False, "starts_in_s": 7.7}
+    assert rec.live(T0 + 20)["gate"] == {"started": True, "starts_in_s": 0.0}
+    assert rec.live(T0 + 99)["gate"] == {"started": True, "starts_in_s": 0.0}  # after the end
+    assert Recorder(plan()).live(T0)["gate"] == {"started": False, "starts_in_s": None}
+    unmarked = started(
+        plan({"name": "a", "duration": "5s", "qps": 5}, {"name": "b", "duration": "10s", "qps": 5})
+    )
+    assert unmarked.live(T0 + 1)["gate"] == {"started": False, "starts_in_s": 4.0}  # judged on the last
+    first = started(plan({"name": "hold", "duration": "5s", "qps": 5, "gate": True}))
+    assert first.live(T0)["gate"] == {"started": True, "starts_in_s": 0.0}

@@ -140,6 +140,15 @@ def test_too_few_users_makes_arrivals_late() -> None:
     assert counts["scheduled"] == pytest.approx(200, abs=2)
 
 
+def test_on_take_gets_the_start_time_of_every_journey_late_or_not() -> None:
+    taken: list[float] = []
+    pacer = ArrivalPacer(constant_rate(200), end_s=1.0, on_take=taken.append)
+    pacer.start(time.time() + 0.05)
+    starts = run_users(pacer, users=2, service_s=0.02, duration_s=1.2)  # ~100/s: most are late
+    assert len(taken) == len(starts) == pacer.sent and pacer.late > 0
+    assert all(abs(a - b) < 0.005 for a, b in zip(taken, starts, strict=True))
+
+
 def test_arrivals_nobody_takes_in_time_are_dropped_not_sent() -> None:
     pacer = ArrivalPacer(constant_rate(200), drop_after_s=0.1, end_s=1.0)
     pacer.start(time.time())

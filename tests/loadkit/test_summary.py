@@ -32,7 +32,7 @@ SCHEMA_KEYS = [
 def results(**over):
     base = {
         "window": {"seconds": 20.0, "stages": ["hold"]},
-        "qps": {"target": 100.0, "held": 99.2},
+        "qps": {"target": 100.0, "held": 99.2, "arrivals_held": 99.6},
         "latency_ms": {"p50": 10.0, "p90": 20.0, "p95": 30.0, "p99": 120.0, "max": 400.0},
         "latency_ms_service": {"p50": 9.0, "p90": 19.0, "p95": 29.0, "p99": 110.0, "max": 390.0},
         "error_rate": 0.0,
@@ -72,7 +72,7 @@ def test_full_document_in_schema_order():
     assert doc["finished_at"].endswith("+00:00") and doc["finished_at"].startswith("2026-")
     assert doc["window"]["start"].startswith("2026-") and doc["window"]["end"] == "2026-11-24T08:00:30+00:00"
     assert doc["window"]["seconds"] == 20.0 and doc["window"]["stages"] == ["hold"]
-    assert doc["qps"] == {"target": 100.0, "held": 99.2}
+    assert doc["qps"] == {"target": 100.0, "held": 99.2, "arrivals_held": 99.6}
     assert doc["outcomes"] == {"sold_out": 3}
     assert [c["name"] for c in doc["checks"]] == [
         "qps_min",
@@ -119,11 +119,17 @@ def test_defaults_for_missing_figures():
     doc = build({"requests": {"count": 0}}, window={"start": "a", "end": "b"})
     assert doc["verdict"] == "inconclusive"  # no traffic
     assert doc["qps"]["target"] == 100.0  # the plan's mean over its gate stage
-    assert doc["qps"]["held"] is None
+    assert doc["qps"]["held"] is None and doc["qps"]["arrivals_held"] is None
     assert doc["latency_ms"] == {"p50": None, "p90": None, "p95": None, "p99": None, "max": None}
     assert doc["window"]["seconds"] == 20.0 and doc["window"]["stages"] == ["hold"]
     assert doc["timeseries"]["t"] == [] and doc["errors"] == [] and doc["endpoints"] == {}
     json.dumps(doc, allow_nan=False)
+
+
+def test_qps_keys_come_first_and_unknown_ones_are_kept():
+    doc = build(results(qps={"note": "x", "held": 5.0, "target": 10.0}))
+    assert doc["qps"] == {"target": 10.0, "held": 5.0, "arrivals_held": None, "note": "x"}
+    assert list(doc["qps"]) == ["target", "held", "arrivals_held", "note"]
 
 
 def test_host_actually_used_and_extra_keys():

@@ -44,7 +44,7 @@ def live_snapshot(qps_now: float = 231.0) -> dict[str, Any]:
             "gate": True,
         },
         "qps_now": qps_now,
-        "qps": {"target": 240.0, "held": 238.9},
+        "qps": {"target": 240.0, "held": 238.9, "arrivals_held": 239.2},
         "latency_ms": {"p50": 33.8, "p95": 178.0, "p99": 412.0},
         "error_rate": 0.0004,
         "requests": {"count": 28000, "errors": 11},
@@ -77,6 +77,7 @@ def live_snapshot(qps_now: float = 231.0) -> dict[str, Any]:
             },
         ],
         "audit": {"ok": True, "violations": [], "totals": {}},
+        "gate": {"started": True, "starts_in_s": 0.0},
         "verdict": "fail",
         "reasons": ["p99 612 ms is above the 500 ms budget"],
     }
@@ -171,7 +172,14 @@ def test_stats_requests_carries_rows_that_follow_live(ui: UI, fake: FakeLive) ->
     assert [r["name"] for r in first] == sorted(r["name"] for r in first)
     assert item(first, "Stage")["observed"] == "hold (3 of 3)"
     assert item(first, "Stage")["note"] == "120 s elapsed, 480 s left"
-    assert item(first, "QPS held")["observed"] == "238.9" and item(first, "QPS held")["limit"] == "240.0"
+    arrivals = item(first, "Arrivals/s held / planned")
+    assert (arrivals["observed"], arrivals["limit"]) == ("239.2", "240.0")
+    assert arrivals["note"] == "journeys started, gate window so far"
+    assert (
+        item(first, "Requests/s held")["observed"] == "238.9"
+        and item(first, "Requests/s held")["limit"] == ""
+    )
+    assert item(first, "QPS now")["limit"] == ""  # requests/s are not compared with planned arrivals/s
     assert item(first, "Budget: qps_min")["status"] == PASS
     p99 = item(first, "Budget: latency_p99")
     assert (p99["observed"], p99["limit"], p99["status"]) == ("612 ms", "500 ms", FAIL)
@@ -188,6 +196,46 @@ def test_stats_requests_carries_rows_that_follow_live(ui: UI, fake: FakeLive) ->
     assert item(second, "QPS now")["observed"] != item(first, "QPS now")["observed"]
     _, _, body = ui.get("/stats/requests")
     assert "stats" in json.loads(body)  # Locust's own payload is kept
+
+
+def test_before_the_gate_the_tab_gives_no_verdict_and_labels_the_run_so_far() -> None:
+    live = live_snapshot()
+    live["stage"] = {
+        "index": 0,
+        "name": "warmup",
+        "count": 3,
+        "elapsed_s": 20,
+        "remaining_s": 10,
+        "gate": False,
+    }
+    live["gate"] = {"started": False, "starts_in_s": 64.2}
+    del live["verdict"], live["reasons"]  # RunSession.live() gives none before the gate
+    rows = webui.rows(live)
+    verdict = item(rows, "Verdict so far")
+    assert (verdict["observed"], verdict["status"]) == ("gate not started (starts in 1m5s)", "")
+    for check in ("Budget: qps_min", "Budget: latency_p99", "Generator: arrivals_on_time"):
+        row = item(rows, check)
+        assert row["status"] == "" and row["note"] == "not judged before the gate", row
+    assert item(rows, "Budget: latency_p99")["observed"] == "612 ms"  # the figure still shows
+    assert not any(r["status"] in (PASS, FAIL) for r in rows if r["item"] != "Mock audit")
+    assert not [r for r in rows if r["item"] == "Reason"]
+    scope = "run so far (gate not started)"
+    assert item(rows, "Arrivals/s held / planned")["note"] == f"journeys started, {scope}"
+    assert item(rows, "Requests/s held")["note"] == f"successful requests, {scope}"
+    assert item(rows, "Latency p50 / p95 / p99")["note"].endswith(scope)
+    assert item(rows, "Error rate")["note"] == f"11 errors in 28,000 requests; {scope}"
+    # even if a live() gave a verdict before the gate, the tab would not show it
+    live["verdict"] = "fail"
+    assert item(webui.rows(live), "Verdict so far")["observed"].startswith("gate not started")
+
+
+def test_a_summary_shaped_live_without_new_keys_still_renders() -> None:
+    live = live_snapshot()
+    del live["gate"]
+    live["qps"] = {"target": 240.0, "held": 238.9}
+    rows = webui.rows(live)
+    assert item(rows, "Verdict so far")["observed"] == "not ready so far"
+    assert item(rows, "Arrivals/s held / planned")["observed"] == "—"
 
 
 def test_live_json_and_csv_routes(ui: UI) -> None:

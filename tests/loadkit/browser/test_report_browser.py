@@ -25,7 +25,7 @@ def test_report_opens_without_errors_and_shows_verdict_and_charts(browser: objec
     try:
         verdict = page.locator("#verdict .headline")
         assert verdict.is_visible()
-        assert verdict.inner_text().startswith("Ready: the service held 239 QPS for 10 minutes")
+        assert verdict.inner_text().startswith("Ready: the service held 239 requests/s for 10 minutes")
         charts = page.locator("svg.chart")
         assert charts.count() == 3
         for i in range(3):

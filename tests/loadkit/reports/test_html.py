@@ -55,7 +55,8 @@ def failing(summary: dict[str, Any]) -> dict[str, Any]:
 
 def test_pass_verdict_sentence_and_checks(summary: dict[str, Any]) -> None:
     page = render(summary)
-    assert "Ready: the service held 239 QPS for 10 minutes with p99 412 ms, within every budget." in page
+    sentence = "Ready: the service held 239 requests/s for 10 minutes with p99 412 ms, within every budget."
+    assert sentence in page
     assert 'class="verdict pass"' in page
     rows = re.findall(
         r"<tr><td>([^<]+)</td><td>([^<]+)</td><td class=num>([^<]+)</td><td class=num>([^<]+)</td>", page
@@ -72,11 +73,31 @@ def test_pass_verdict_sentence_and_checks(summary: dict[str, Any]) -> None:
     assert "✘ fail" not in page
 
 
+def cards(page: str) -> dict[str, tuple[str, str]]:
+    found = re.findall(
+        r'<div class="label">([^<]*)</div><div class="value">([^<]*)</div><div class="sub">([^<]*)</div>',
+        page,
+    )
+    return {label: (value, sub) for label, value, sub in found}
+
+
+def test_cards_compare_arrivals_with_the_plan_and_show_requests_apart(summary: dict[str, Any]) -> None:
+    s = copy.deepcopy(summary)
+    s["qps"] = {"target": 240.0, "held": 647.2, "arrivals_held": 231.4}  # journeys of ~2.8 requests
+    shown = cards(render(s))
+    assert shown["Arrivals/s held"] == ("231", "planned 240")
+    assert shown["Requests/s held"] == ("647", "successful requests")
+    assert "QPS held" not in shown
+    assert "held 647 requests/s (231 arrivals/s, planned 240) for 10 minutes" in render(s)
+    # a summary from before qps.arrivals_held renders it as unknown
+    assert cards(render(summary))["Arrivals/s held"] == ("—", "planned 240")
+
+
 def test_fail_verdict_names_the_missed_budget(summary: dict[str, Any]) -> None:
     page = render(failing(summary))
     n = len(summary["checks"])
     assert f"with p99 612 ms, but 1 of {n} checks failed." in page
-    assert "Not ready: the service held 239 QPS for 10 minutes with p99 612 ms" in page
+    assert "Not ready: the service held 239 requests/s for 10 minutes with p99 612 ms" in page
     assert "p99 latency 612 ms is above the 500 ms budget" in page
     assert re.search(r"<td>latency_p99</td><td>service budget</td><td class=num>612 ms</td>.*?✘ fail", page)
 
@@ -216,7 +237,7 @@ def test_a_stopped_run_reports_the_gate_time_it_ran_and_close_budget_labels_stay
     s["window"]["end"] = "2026-11-24T08:02:06+00:00"  # stopped 36 s into a 600 s gate stage
     s["timeseries"]["p99"] = [v * 20 for v in s["timeseries"]["p99"]]  # budgets squeezed at the bottom
     page = render(s)
-    assert "held 239 QPS for 36 seconds" in page
+    assert "held 239 requests/s for 36 seconds" in page
     labels = [
         float(a["y"]) for t, a in parse(page).tags if t == "text" and "budget-label" in (a.get("class") or "")
     ]

@@ -24,7 +24,7 @@ PLAN = parse_plan(
 
 def summary(**res):
     base = {
-        "qps": {"target": 240.0, "held": 238.9},
+        "qps": {"target": 240.0, "held": 647.2, "arrivals_held": 239.5},
         "latency_ms": {"p50": 41.5, "p90": 90.0, "p95": 120.0, "p99": 310.0, "max": 1250.0},
         "latency_ms_service": {"p50": 40.0, "p99": 300.0},
         "error_rate": 0.0004,
@@ -48,11 +48,13 @@ def test_passing_run():
     assert md.startswith("# loadkit: jifenbao\n")
     assert "**Verdict: PASS" in md and "(exit code 0)" in md
     assert "## Why" not in md
-    assert "| QPS held / target | 238.9 / 240 |" in md
+    # a journey of several requests: arrivals are compared with the plan, requests stand apart
+    assert "| Arrivals/s held / planned | 239.5 / 240 |" in md
+    assert "| Requests/s held (successes) | 647.2 |" in md
+    assert "| qps_min | PASS | 647.2 req/s | 200 req/s |" in md
     assert "| Latency p99 (corrected / service) | 310 / 300 ms |" in md
     assert "| Latency max (corrected / service) | 1250 / — ms |" in md
     assert "| Error rate | 0.04% |" in md
-    assert "| qps_min | PASS | 238.9 req/s | 200 req/s |" in md
     assert "| points.send latency_p99 | PASS | 350 ms | 400 ms |" in md
     assert "| error_rate_max | PASS | 0.04% | 0.10% |" in md
     assert "| points.send | 9000 | 6 | 0.07% | 149.9 | 45 | 130 | 350 | 900 |" in md
@@ -93,6 +95,11 @@ def test_empty_summary_renders_dashes_and_no_emoji():
     md = render_markdown({})
     assert "unnamed plan" in md and "No checks" in md and "not paced" in md
     assert all(ord(ch) < 0x2000 or ch == "—" for ch in md)  # no emoji or pictographs
+
+
+def test_summary_without_arrivals_held_renders_a_dash():
+    md = render_markdown({"qps": {"target": 240.0, "held": 238.9}})
+    assert "| Arrivals/s held / planned | — / 240 |" in md and "| Requests/s held (successes) | 238.9 |" in md
 
 
 def test_measure_units():
