@@ -15,6 +15,7 @@ from locust import FastHttpUser
 
 import loadkit.locust_plugin  # noqa: F401  (registers loadkit's options and listeners)
 from loadkit.client import PlatformClient
+from loadkit.connections import keep_alive_above_fd_setsize
 from loadkit.login import Session, SessionCache, login
 from loadkit.population import Population, Visitor
 
@@ -36,6 +37,7 @@ class PlatformUser(FastHttpUser):
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
+        keep_alive_above_fd_setsize(self)  # one connection per user, however many users
         self.platform = PlatformClient(self.client, app_id=self.app_id)
         self.population = self.population_for(environment)
 

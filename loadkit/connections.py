@@ -1,0 +1,80 @@
+"""Keep-alive that still holds when a Locust process has more than 1,024 open files.
+
+Before reusing an idle connection, geventhttpclient's pool (2.6) checks it with ``select()``,
+which refuses descriptors of 1,024 and above (FD_SETSIZE); the pool takes that refusal for a dead
+connection. With more than ~1,000 users in one process (each holds its own connection), every
+user whose socket got such a descriptor closed it and opened a new one on every request, with a
+``getaddrinfo`` through gevent's thread pool each time. In the 10-minute mixed-event plan (1,500
+users) that was ~360 new connections/s and about a quarter of the generator's CPU.
+
+`KeepAliveClientPool` makes the same check with ``poll()``, which takes any descriptor. It
+changes the class of each connection pool it creates (the only way in: HTTPClient builds its
+pool inline), and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gevent.monkey import get_original
+from geventhttpclient.client import HTTPClient, HTTPClientPool
+from geventhttpclient.connectionpool import ConnectionPool, SSLConnectionPool
+
+# gevent's monkey-patching removes select.poll (it cannot cooperate); a zero-timeout poll never
+# blocks, so the original is safe here.
+_poll, _POLLIN, _POLLPRI, _POLLERR, _POLLHUP = get_original(
+    "select", ["poll", "POLLIN", "POLLPRI", "POLLERR", "POLLHUP"]
+)
+_NOT_IDLE = _POLLIN | _POLLPRI | _POLLERR | _POLLHUP
+
+
+def idle_and_open(sock: Any) -> bool:
+    """True when a pooled connection can be reused: nothing to read, since data, EOF or an error
+    on an idle keep-alive connection mean it is dirty or closed. Any descriptor number."""
+    if sock is None:
+        return False
+    try:
+        fd = sock.fileno()
+        if fd < 0:
+            return False
+        poller = _poll()
+        poller.register(fd, _NOT_IDLE)
+        return not poller.poll(0)
+    except (OSError, ValueError):
+        return False
+
+
+class _PollAliveCheck:
+    def _is_socket_alive(self, sock: Any) -> bool:
+        return idle_and_open(sock)
+
+
+class _Pool(_PollAliveCheck, ConnectionPool):
+    pass
+
+
+class _SSLPool(_PollAliveCheck, SSLConnectionPool):
+    pass
+
+
+_POLL_CHECKED = {ConnectionPool: _Pool, SSLConnectionPool: _SSLPool}
+
+
+class KeepAliveClientPool(HTTPClientPool):
+    """geventhttpclient's client pool, whose connections are checked with poll() (see above)."""
+
+    def get_client(self, url: Any) -> HTTPClient:
+        client = super().get_client(url)
+        pool = client._connection_pool
+        fixed = _POLL_CHECKED.get(type(pool))
+        if fixed is not None:  # once per client: afterwards its type is the fixed one
+            pool.__class__ = fixed
+        return client
+
+
+def keep_alive_above_fd_setsize(user: Any) -> None:
+    """Give a FastHttpUser's session a `KeepAliveClientPool` with the same settings, unless the
+    user class chose its own `client_pool`."""
+    agent = user.client.client
+    if type(agent.clientpool) is HTTPClientPool:
+        agent.clientpool = KeepAliveClientPool(**agent.clientpool.client_args)
