@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import functools
 import os
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
@@ -115,8 +116,25 @@ def rsa2_sign(key: rsa.RSAPrivateKey, content: str) -> str:
     return base64.b64encode(key.sign(content.encode(), padding.PKCS1v15(), hashes.SHA256())).decode()
 
 
-def gateway_timestamp() -> str:
-    return datetime.now(CHINA_TZ).strftime("%Y-%m-%d %H:%M:%S")
+class _SecondClock:
+    """The gateway timestamp, formatted once per second: formatting it on every call was ~3% of
+    the generator's CPU in the mixed-event plan."""
+
+    __slots__ = ("second", "text")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.text = ""
+
+    def now(self) -> str:
+        second = int(time.time())
+        if second != self.second:
+            self.text = datetime.fromtimestamp(second, CHINA_TZ).strftime("%Y-%m-%d %H:%M:%S")
+            self.second = second
+        return self.text
+
+
+gateway_timestamp = _SecondClock().now
 
 
 def _outcome_names(expected: Iterable[str] | Mapping[str, str]) -> Mapping[str, str]:

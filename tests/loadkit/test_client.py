@@ -344,3 +344,30 @@ def test_wechat_login_and_coupon_classification(gateway):
     assert "HTTP 429 FREQUENCY_LIMITED: slow down" in str(coupon[3]["exception"])
     assert "HTTP 500 SYSTEM_ERROR: busy" in str(coupon[4]["exception"])
     assert "HTTP 403 RULE_LIMIT" in str(coupon[5]["exception"])
+
+
+def test_gateway_timestamp_is_china_time_now() -> None:
+    from datetime import datetime, timedelta
+
+    from loadkit.client import CHINA_TZ, gateway_timestamp
+
+    before = datetime.now(CHINA_TZ).replace(microsecond=0)
+    stamp = gateway_timestamp()
+    after = datetime.now(CHINA_TZ)
+    parsed = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA_TZ)
+    assert before <= parsed <= after
+    assert after - parsed < timedelta(seconds=1)
+
+
+def test_gateway_timestamp_follows_the_clock_second_by_second(monkeypatch) -> None:
+    import loadkit.client as client_module
+
+    now = [1_764_000_000.2]  # 2025-11-25 00:00:00 in China
+    monkeypatch.setattr(client_module.time, "time", lambda: now[0])
+    assert client_module.gateway_timestamp() == "2025-11-25 00:00:00"
+    now[0] += 0.7
+    assert client_module.gateway_timestamp() == "2025-11-25 00:00:00"
+    now[0] += 0.2
+    assert client_module.gateway_timestamp() == "2025-11-25 00:00:01"
+    now[0] += 3600
+    assert client_module.gateway_timestamp() == "2025-11-25 01:00:01"
