@@ -46,7 +46,7 @@ class MockProcess:
     def __init__(self, profile: str | None, config: str | None) -> None:
         self.token = secrets.token_urlsafe(24)
         cmd = [sys.executable, "-m", "mock_platform", "--host", "127.0.0.1", "--port", "0"]
-        cmd += ["--admin-token", self.token]
+        cmd.append(f"--admin-token={self.token}")  # one word: a token may start with "-"
         if profile:
             cmd += ["--profile", profile]
         if config:

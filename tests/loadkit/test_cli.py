@@ -97,3 +97,21 @@ def test_scenarios_lists_every_scenario_and_plan(capsys):
     for name in ("jifenbao", "flash_sale", "follow_gift", "red_envelope_rain", "event_mixed"):
         assert name in out and f"plans/{name}-ci.yaml" in out
     assert "invalid" not in out
+
+
+def test_the_mock_starts_whatever_its_generated_token_begins_with(monkeypatch) -> None:
+    import json as json_module
+    import urllib.request
+
+    import loadkit.cli as cli_module
+
+    # token_urlsafe draws "-" first one time in 64: argparse then took the token for an option
+    monkeypatch.setattr(cli_module.secrets, "token_urlsafe", lambda n: "-starts-with-a-dash")
+    mock = cli_module.MockProcess(None, None)
+    try:
+        request = urllib.request.Request(mock.url + "/admin/health", headers={"X-Admin-Token": mock.token})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200 and json_module.loads(response.read())
+    finally:
+        mock.stop()
+    assert mock.token == "-starts-with-a-dash"
