@@ -4,8 +4,8 @@ Before reusing an idle connection, geventhttpclient's pool (2.6) checks it with 
 which refuses descriptors of 1,024 and above (FD_SETSIZE); the pool takes that refusal for a dead
 connection. With more than ~1,000 users in one process (each holds its own connection), every
 user whose socket got such a descriptor closed it and opened a new one on every request, with a
-``getaddrinfo`` through gevent's thread pool each time. In the 10-minute mixed-event plan (1,500
-users) that was ~360 new connections/s and about a quarter of the generator's CPU.
+``getaddrinfo`` through gevent's thread pool each time: ~360 new connections/s at 300 arrivals/s
+with the mixed-event plan's 1,500 users, and a quarter more generator CPU (BENCHMARKS.md).
 
 `KeepAliveClientPool` makes the same check with ``poll()``, which takes any descriptor. It
 changes the class of each connection pool it creates (the only way in: HTTPClient builds its
@@ -20,8 +20,8 @@ from gevent.monkey import get_original
 from geventhttpclient.client import HTTPClient, HTTPClientPool
 from geventhttpclient.connectionpool import ConnectionPool, SSLConnectionPool
 
-# gevent's monkey-patching removes select.poll (it cannot cooperate); a zero-timeout poll never
-# blocks, so the original is safe here.
+# gevent's monkey-patching swaps select.poll for a cooperative one; a zero-timeout poll never
+# blocks, so the original (no greenlet switch) is enough here.
 _poll, _POLLIN, _POLLPRI, _POLLERR, _POLLHUP = get_original(
     "select", ["poll", "POLLIN", "POLLPRI", "POLLERR", "POLLHUP"]
 )
@@ -65,7 +65,7 @@ class KeepAliveClientPool(HTTPClientPool):
 
     def get_client(self, url: Any) -> HTTPClient:
         client = super().get_client(url)
-        pool = client._connection_pool
+        pool = getattr(client, "_connection_pool", None)  # private: absent in another version, no fix
         fixed = _POLL_CHECKED.get(type(pool))
         if fixed is not None:  # once per client: afterwards its type is the fixed one
             pool.__class__ = fixed
@@ -74,7 +74,7 @@ class KeepAliveClientPool(HTTPClientPool):
 
 def keep_alive_above_fd_setsize(user: Any) -> None:
     """Give a FastHttpUser's session a `KeepAliveClientPool` with the same settings, unless the
-    user class chose its own `client_pool`."""
+    user class chose its own `client_pool` (a pool its users share: it stays as it is)."""
     agent = user.client.client
-    if type(agent.clientpool) is HTTPClientPool:
+    if user.client_pool is None and type(agent.clientpool) is HTTPClientPool:
         agent.clientpool = KeepAliveClientPool(**agent.clientpool.client_args)

@@ -20,9 +20,13 @@ def _rate(value: Any) -> str:
 def gate_countdown(live: Mapping[str, Any]) -> str | None:
     """Time until the gate window begins ("1m5s") while live() says it has not, else None.
 
-    Until then the figures are over the run so far and there is no verdict: say so, not "fail"."""
+    Until then the figures are over the run so far and there is no verdict: say so, not "fail".
+    A run aborted before its gate has its verdict (fail) instead."""
     gate = live.get("gate")
     if not isinstance(gate, Mapping) or gate.get("started") is not False:
+        return None
+    abort = live.get("abort")
+    if isinstance(abort, Mapping) and abort.get("reason"):  # stopped for good: the verdict stands
         return None
     seconds = gate.get("starts_in_s")
     known = isinstance(seconds, int | float) and not isinstance(seconds, bool) and math.isfinite(seconds)
@@ -63,8 +67,8 @@ def closing_lines(summary: dict[str, Any], run_dir: str | None) -> list[str]:
     lat = summary.get("latency_ms") or {}
     lines = [
         f"loadkit verdict: {verdict} (exit {summary.get('exit_code')})",
-        f"  plan {summary.get('plan', {}).get('name')}: held {qps.get('held') or 0:.1f} req/s and"
-        f" {_rate(qps.get('arrivals_held'))} arrivals/s (planned {qps.get('target') or 0:g})"
+        f"  plan {summary.get('plan', {}).get('name')}: held {qps.get('held') or 0:.1f} req/s;"
+        f" {_rate(qps.get('arrivals_held'))} arrivals/s sent (planned {qps.get('target') or 0:g})"
         f" over {(summary.get('window') or {}).get('seconds', 0):.0f} s;"
         f" p50 {_ms(lat.get('p50'))}, p95 {_ms(lat.get('p95'))}, p99 {_ms(lat.get('p99'))};"
         f" errors {(summary.get('error_rate') or 0.0):.2%}",

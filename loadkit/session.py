@@ -138,7 +138,7 @@ class RunSession:
         if self.t0 is not None:
             verdict, checks, reasons = judge(self.plan, live)
             live["checks"] = [c.as_dict() for c in checks]
-            if live["gate"]["started"]:
+            if live["gate"]["started"] or self.abort_reason:  # an abort is judged whenever it comes
                 live.update(verdict=verdict, reasons=reasons)
         return live
 

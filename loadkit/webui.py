@@ -61,11 +61,11 @@ def rows(live: Mapping[str, Any]) -> list[dict[str, str]]:
     aside = "" if judged else f"; {scope}"  # labels figures whose notes otherwise name no window
     out = [_stage_row(stage)]
     qps = as_map(live.get("qps"))
-    out.append(_row("QPS planned now", _qps(stage.get("qps_planned")), note="the plan's arrival rate"))
-    out.append(_row("QPS now", _qps(live.get("qps_now")), note="successful requests/s, last 5 s"))
+    out.append(_row("Arrivals/s planned now", _qps(stage.get("qps_planned")), note="the plan's arrival rate"))
+    out.append(_row("Requests/s now", _qps(live.get("qps_now")), note="successful requests, last 5 s"))
     out.append(
         _row(
-            "Arrivals/s held / planned",
+            "Arrivals/s sent / planned",
             _qps(qps.get("arrivals_held")),
             _qps(qps.get("target")),
             note=f"journeys started, {scope}",

@@ -297,10 +297,11 @@ def verdict_text(summary: Mapping[str, Any]) -> tuple[str, str]:
     p99 = _dig(summary, "latency_ms", "p99")
     seconds = _window_seconds(as_map(summary.get("window")))
     held_text = f"{fmt_num(held)} requests/s" if _is_num(held) else "an unknown rate"
-    arrivals = _dig(summary, "qps", "arrivals_held")
-    if _is_num(arrivals):  # journeys, comparable with the plan's rate; absent in older summaries
-        held_text += f" ({fmt_num(arrivals)} arrivals/s, planned {fmt_num(_dig(summary, 'qps', 'target'))})"
     figures = f"the service held {held_text} for {_duration(seconds)} with p99 {fmt_ms(p99)}"
+    arrivals = _dig(summary, "qps", "arrivals_held")
+    if _is_num(arrivals):  # journeys the generator started (absent in older summaries)
+        planned = fmt_num(_dig(summary, "qps", "target"))
+        figures += f", {fmt_num(arrivals)} arrivals/s sent of {planned} planned"
     checks = [c for c in as_list(summary.get("checks")) if isinstance(c, Mapping)]
     failed = [c for c in checks if not c.get("ok")]
     abort = _dig(summary, "abort", "reason")
@@ -335,7 +336,7 @@ def _cards(summary: Mapping[str, Any]) -> str:
     req = as_map(summary.get("requests"))
     qps = as_map(summary.get("qps"))
     cards = [
-        ("Arrivals/s held", fmt_num(qps.get("arrivals_held")), f"planned {fmt_num(qps.get('target'))}"),
+        ("Arrivals/s sent", fmt_num(qps.get("arrivals_held")), f"planned {fmt_num(qps.get('target'))}"),
         ("Requests/s held", fmt_num(qps.get("held")), "successful requests"),
         (
             "p99 latency",
@@ -449,7 +450,10 @@ def _charts_section(summary: Mapping[str, Any]) -> str:
         + chart(
             "Throughput: requests per second against the plan's target",
             t,
-            [Line("QPS", s["qps"], "c1"), Line("target QPS (plan)", s["target_qps"], "ct", dashed=True)],
+            [
+                Line("requests/s", s["qps"], "c1"),
+                Line("planned arrivals/s", s["target_qps"], "ct", dashed=True),
+            ],
             qps_budgets,
             "req/s",
             shade,

@@ -96,7 +96,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     out += _table(
         ("Figure", "Value"),
         [
-            ("Arrivals/s held / planned", f"{num(qps.get('arrivals_held'))} / {num(qps.get('target'))}"),
+            ("Arrivals/s sent / planned", f"{num(qps.get('arrivals_held'))} / {num(qps.get('target'))}"),
             ("Requests/s held (successes)", num(qps.get("held"))),
             *(
                 (f"Latency {p} (corrected / service)", f"{num(lat.get(p))} / {num(service.get(p))} ms")

@@ -73,8 +73,8 @@ def test_report_rerenders_a_finished_run(tmp_path, capsys):
     assert "<svg" in html and json.loads(FIXTURE.read_text())["plan"]["name"] in html
     assert (tmp_path / "summary.md").is_file() and (tmp_path / "junit.xml").is_file()
     # a summary written before qps.arrivals_held existed renders it as unknown, and is kept as it was
-    assert "| Arrivals/s held / planned | — / 240 |" in (tmp_path / "summary.md").read_text()
-    assert "Arrivals/s held" in html and "planned 240" in html
+    assert "| Arrivals/s sent / planned | — / 240 |" in (tmp_path / "summary.md").read_text()
+    assert "Arrivals/s sent" in html and "planned 240" in html
     assert "arrivals_held" not in (tmp_path / "summary.json").read_text()
 
 

@@ -17,6 +17,7 @@ import pytest
 from gevent.monkey import get_original
 from gevent.pywsgi import WSGIServer
 from gevent.server import StreamServer
+from geventhttpclient.client import HTTPClientPool
 from locust import FastHttpUser, task
 from locust.env import Environment
 
@@ -121,6 +122,7 @@ import json, os, resource, sys
 from gevent.monkey import get_original
 from gevent.pywsgi import WSGIServer
 from locust import FastHttpUser, task
+from geventhttpclient.client import HTTPClientPool
 from locust.env import Environment
 from loadkit.user import PlatformUser
 
@@ -212,7 +214,9 @@ def test_a_connection_the_server_closed_is_replaced() -> None:
         user = Visitor(Environment())
         for _ in range(3):
             closed.clear()
-            with user.client.get("/", catch_response=True) as response:
+            # POST, as gateway calls are: geventhttpclient retries an idempotent GET on a dead
+            # connection by itself, which would hide a check that took it for a live one
+            with user.client.post("/", data=b"x=1", catch_response=True) as response:
                 assert response.status_code == 200, response.error
             assert closed.wait(5)  # the connection is idle in the pool, closed by the server
         user.client.client.close()
@@ -237,3 +241,18 @@ def test_idle_and_open_tells_a_reusable_connection(high_descriptors: None) -> No
         peer.close()
     assert not idle_and_open(client)  # closed here: fileno() is -1
     assert not idle_and_open(None)
+
+
+def test_a_shared_client_pool_the_user_class_chose_is_kept(server: Server) -> None:
+    shared = HTTPClientPool(concurrency=5)
+
+    class Sharing(PlatformUser):
+        client_pool = shared
+        host = server.url
+
+        @task
+        def noop(self) -> None:
+            pass
+
+    users = [Sharing(Environment()) for _ in range(2)]
+    assert all(user.client.client.clientpool is shared for user in users)

@@ -76,6 +76,6 @@ def test_closing_lines_name_verdict_checks_and_report():
     )
     text = "\n".join(lines)
     assert "FAIL (exit 1)" in text and "[FAIL] qps_min" in text and "reports/x" in text
-    assert "held 142.0 req/s and - arrivals/s (planned 200)" in text  # an old summary: no arrivals_held
+    assert "held 142.0 req/s; - arrivals/s sent (planned 200)" in text  # an old summary: no arrivals_held
     lines = closing_lines({"qps": {"held": 647.2, "target": 240, "arrivals_held": 239.5}}, None)
-    assert "held 647.2 req/s and 239.5 arrivals/s (planned 240)" in lines[1]
+    assert "held 647.2 req/s; 239.5 arrivals/s sent (planned 240)" in lines[1]

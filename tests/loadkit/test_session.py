@@ -8,6 +8,7 @@ import gevent
 import pytest
 
 from loadkit.plan import parse_plan
+from loadkit.progress import progress_line
 from loadkit.session import RunSession
 
 PLAN = parse_plan(
@@ -51,6 +52,15 @@ def test_once_the_gate_has_started_live_judges_as_before() -> None:
     assert live["gate"] == {"started": True, "starts_in_s": 0.0}
     assert live["verdict"] == "fail" and live["window"]["stages"] == ["hold"]
     assert any("below the 90 QPS budget" in reason for reason in live["reasons"])
+
+
+def test_a_run_aborted_before_the_gate_has_its_verdict() -> None:
+    session = session_at(10)
+    session.abort_reason = "error rate 25% above 20% for 5 s"
+    live = session.live(1)
+    assert live["gate"]["started"] is False
+    assert live["verdict"] == "fail" and live["abort"] == {"reason": session.abort_reason}
+    assert progress_line(live).endswith("| so far: fail")
 
 
 def test_journeys_the_pacer_starts_are_counted_as_arrivals_held() -> None:

@@ -172,14 +172,14 @@ def test_stats_requests_carries_rows_that_follow_live(ui: UI, fake: FakeLive) ->
     assert [r["name"] for r in first] == sorted(r["name"] for r in first)
     assert item(first, "Stage")["observed"] == "hold (3 of 3)"
     assert item(first, "Stage")["note"] == "120 s elapsed, 480 s left"
-    arrivals = item(first, "Arrivals/s held / planned")
+    arrivals = item(first, "Arrivals/s sent / planned")
     assert (arrivals["observed"], arrivals["limit"]) == ("239.2", "240.0")
     assert arrivals["note"] == "journeys started, gate window so far"
     assert (
         item(first, "Requests/s held")["observed"] == "238.9"
         and item(first, "Requests/s held")["limit"] == ""
     )
-    assert item(first, "QPS now")["limit"] == ""  # requests/s are not compared with planned arrivals/s
+    assert item(first, "Requests/s now")["limit"] == ""  # requests/s are not compared with planned arrivals/s
     assert item(first, "Budget: qps_min")["status"] == PASS
     p99 = item(first, "Budget: latency_p99")
     assert (p99["observed"], p99["limit"], p99["status"]) == ("612 ms", "500 ms", FAIL)
@@ -193,7 +193,7 @@ def test_stats_requests_carries_rows_that_follow_live(ui: UI, fake: FakeLive) ->
     assert item(first, "Reason")["note"] == "p99 612 ms is above the 500 ms budget"
     # Locust memoizes /stats/requests for 2 s; the rows must still be fresh on every poll
     second = ui.rows()
-    assert item(second, "QPS now")["observed"] != item(first, "QPS now")["observed"]
+    assert item(second, "Requests/s now")["observed"] != item(first, "Requests/s now")["observed"]
     _, _, body = ui.get("/stats/requests")
     assert "stats" in json.loads(body)  # Locust's own payload is kept
 
@@ -220,7 +220,7 @@ def test_before_the_gate_the_tab_gives_no_verdict_and_labels_the_run_so_far() ->
     assert not any(r["status"] in (PASS, FAIL) for r in rows if r["item"] != "Mock audit")
     assert not [r for r in rows if r["item"] == "Reason"]
     scope = "run so far (gate not started)"
-    assert item(rows, "Arrivals/s held / planned")["note"] == f"journeys started, {scope}"
+    assert item(rows, "Arrivals/s sent / planned")["note"] == f"journeys started, {scope}"
     assert item(rows, "Requests/s held")["note"] == f"successful requests, {scope}"
     assert item(rows, "Latency p50 / p95 / p99")["note"].endswith(scope)
     assert item(rows, "Error rate")["note"] == f"11 errors in 28,000 requests; {scope}"
@@ -235,7 +235,7 @@ def test_a_summary_shaped_live_without_new_keys_still_renders() -> None:
     live["qps"] = {"target": 240.0, "held": 238.9}
     rows = webui.rows(live)
     assert item(rows, "Verdict so far")["observed"] == "not ready so far"
-    assert item(rows, "Arrivals/s held / planned")["observed"] == "—"
+    assert item(rows, "Arrivals/s sent / planned")["observed"] == "—"
 
 
 def test_live_json_and_csv_routes(ui: UI) -> None:
@@ -277,7 +277,7 @@ def test_base_path_and_reinstall_and_existing_extended_stats(fake: FakeLive) -> 
         assert item(ui.rows(), "Stage")["observed"] == "hold (3 of 3)"
         assert ui.get("/loadkit/live")[0] == 200
         webui.install(ui.env, lambda: live_snapshot(qps_now=7.0))  # replaces the source only
-        assert item(ui.rows(), "QPS now")["observed"] == "7.0"
+        assert item(ui.rows(), "Requests/s now")["observed"] == "7.0"
         assert (
             ui.env.web_ui.template_args["extended_tabs"].count(
                 {"title": "Event readiness", "key": "event_readiness"}

@@ -54,12 +54,12 @@ def test_loadkit_run_web_ui_shows_live_budgets(browser: object, tmp_path: Path) 
         open_readiness_tab(page)
         page.get_by_text("Budget: points.send qps_min").wait_for(timeout=20_000)
         first = readiness_rows(page)
-        second = wait_for_rows_change(page, first, "QPS now", timeout=15)
+        second = wait_for_rows_change(page, first, "Requests/s now", timeout=15)
         page.screenshot(path=str(tmp_path / "loadkit-run-tab.png"), full_page=True)
         budget_rows = {k: v for k, v in second.items() if k.startswith("Budget: ")}
         assert {"Budget: points.send qps_min", "Budget: latency_p99"} <= set(budget_rows), second
         assert number(budget_rows["Budget: points.send qps_min"][1]) == 200  # the plan's limit
-        assert number(second["QPS now"][0]) > 0
+        assert number(second["Requests/s now"][0]) > 0
         assert (tmp_path / "loadkit-run-tab.png").stat().st_size > 10_000
         assert watched.page_errors == []
     finally:

@@ -100,7 +100,7 @@ def test_tab_rows_update_while_the_test_runs(browser: object, locust_ui: LocustU
         assert first["Stage"][0] == "hold (1 of 1)"
         assert first["Budget: latency_p99"][1:3] == ["500 ms", "✔ PASS"]
         assert first["Verdict so far"][2] == "✔ PASS"
-        for item in ("QPS now", "Budget: latency_p99"):
+        for item in ("Requests/s now", "Budget: latency_p99"):
             assert float(second[item][0].split()[0]) > float(first[item][0].split()[0]), item
         assert second["Stage"][3] != first["Stage"][3], (first, second)  # "N s elapsed, M s left"
         assert (tmp_path / "webui-tab.png").stat().st_size > 10_000

@@ -49,7 +49,7 @@ def test_passing_run():
     assert "**Verdict: PASS" in md and "(exit code 0)" in md
     assert "## Why" not in md
     # a journey of several requests: arrivals are compared with the plan, requests stand apart
-    assert "| Arrivals/s held / planned | 239.5 / 240 |" in md
+    assert "| Arrivals/s sent / planned | 239.5 / 240 |" in md
     assert "| Requests/s held (successes) | 647.2 |" in md
     assert "| qps_min | PASS | 647.2 req/s | 200 req/s |" in md
     assert "| Latency p99 (corrected / service) | 310 / 300 ms |" in md
@@ -99,7 +99,7 @@ def test_empty_summary_renders_dashes_and_no_emoji():
 
 def test_summary_without_arrivals_held_renders_a_dash():
     md = render_markdown({"qps": {"target": 240.0, "held": 238.9}})
-    assert "| Arrivals/s held / planned | — / 240 |" in md and "| Requests/s held (successes) | 238.9 |" in md
+    assert "| Arrivals/s sent / planned | — / 240 |" in md and "| Requests/s held (successes) | 238.9 |" in md
 
 
 def test_measure_units():
