@@ -163,6 +163,7 @@ for cls in (Plain, Visitor):
         with user.client.get("/", catch_response=True) as response:
             assert response.status_code == 200, response.error
     out[cls.__name__] = server.accepted - before
+out["lowest_free"] = os.open(os.devnull, os.O_RDONLY)  # every descriptor below was in use
 server.stop(timeout=1)
 print(json.dumps(out))
 """
@@ -176,9 +177,11 @@ def test_one_connection_per_user_above_fd_setsize() -> None:
     counts = json.loads(run.stdout.strip().splitlines()[-1])
     if "skip" in counts:
         pytest.skip(counts["skip"])
-    # Locust's plain FastHttpUser shows the defect (if geventhttpclient fixes it, this fails and the
-    # workaround can go); PlatformUser keeps its one connection.
-    assert counts == {"Plain": REQUESTS, "Visitor": 1}
+    assert counts["lowest_free"] > 1024  # so the users' sockets had descriptors above 1023
+    assert counts["Visitor"] == 1  # PlatformUser keeps its one connection
+    # Locust's plain FastHttpUser reconnects on every request while geventhttpclient has the
+    # defect (2.6.1); 1 would mean a release fixed it, and the workaround can go.
+    assert counts["Plain"] in (REQUESTS, 1)
 
 
 def test_platform_user_keeps_one_connection_below_fd_setsize(server: Server) -> None:
