@@ -98,6 +98,7 @@ class Recorder:
         self._cells: dict[tuple[int, str], _Cell] = {}
         self._totals: dict[int, _Cell] = {}  # per stage, all endpoints
         self._arrivals: dict[int, int] = {}  # per stage, journeys started (arrival tickets taken)
+        self._arrival_seconds: dict[int, int] = {}  # second of plan time -> journeys started
         self._seen: dict[str, list[int]] = {}  # name -> [successes, errors], whole run
         self._beyond = 0
         self._seconds: dict[int, list[int]] = {}  # second of plan time -> [successes, errors]
@@ -189,6 +190,8 @@ class Recorder:
             if index < 0:
                 return
         self._arrivals[index] = self._arrivals.get(index, 0) + 1
+        second = int(rel)
+        self._arrival_seconds[second] = self._arrival_seconds.get(second, 0) + 1
 
     def _locate(self, rel: float) -> int:
         found = self.plan.stage_at(rel) if rel >= 0 else None
@@ -227,6 +230,7 @@ class Recorder:
                 for (index, name), cell in self._cells.items()
             ],
             "arrivals": [[index, n] for index, n in self._arrivals.items()],
+            "arrival_seconds": [[second, n] for second, n in self._arrival_seconds.items()],
             "seen": {name: list(counts) for name, counts in self._seen.items()},
             "beyond": self._beyond,
             "seconds": [[second, s, e] for second, (s, e) in self._seconds.items()],
@@ -256,6 +260,7 @@ class Recorder:
             ]
             windows = [(int(w), LatencyHistogram.decode(h)) for w, h in delta["windows"]]
             arrivals = [(int(index), int(n)) for index, n in delta["arrivals"]]
+            arrival_seconds = [(int(second), int(n)) for second, n in delta["arrival_seconds"]]
             seen = {str(name): (int(s), int(e)) for name, (s, e) in delta["seen"].items()}
             seconds = [(int(sec), int(s), int(e)) for sec, s, e in delta["seconds"]]
             errors = [(str(name), str(error), int(n)) for name, error, n in delta["errors"]]
@@ -279,6 +284,8 @@ class Recorder:
             total.add(incoming)
         for index, n in arrivals:
             self._arrivals[index] = self._arrivals.get(index, 0) + n
+        for second, n in arrival_seconds:
+            self._arrival_seconds[second] = self._arrival_seconds.get(second, 0) + n
         for w, hist in windows:
             window = self._windows.get(w)
             if window is None:
@@ -424,14 +431,15 @@ class Recorder:
         }
 
     def _timeseries(self, n: int) -> dict[str, Any]:
-        """Per second of plan time 0..n-1: successes (qps), errors, planned arrivals (target_qps),
-        and corrected p50/p95/p99 of the 5-s window the second falls in (repeated for each of
-        its seconds; None when the window has no request)."""
+        """Per second of plan time 0..n-1: successes (qps), errors, journeys started (arrivals),
+        planned arrivals (target_qps), and corrected p50/p95/p99 of the 5-s window the second
+        falls in (repeated for each of its seconds; None when the window has no request)."""
         duration = self.plan.duration_s
         series: dict[str, Any] = {"interval_s": 1, "t": list(range(n))}
         counts = [self._seconds.get(s, (0, 0)) for s in range(n)]
         series["qps"] = [c[0] for c in counts]
         series["errors"] = [c[1] for c in counts]
+        series["arrivals"] = [self._arrival_seconds.get(s, 0) for s in range(n)]
         if len(self._targets) < n:  # planned arrivals per second depend on the plan only: computed once
             self._targets.extend(
                 round(self.plan.arrivals_between(s, min(s + 1.0, duration)), 3) if s < duration else 0.0

@@ -420,7 +420,9 @@ def _offset(summary: Mapping[str, Any], t: Sequence[float]) -> tuple[float, floa
 def _charts_section(summary: Mapping[str, Any]) -> str:
     ts = as_map(summary.get("timeseries"))
     raw_t = [v for v in as_list(ts.get("t")) if _is_num(v)]
-    keys = ("qps", "target_qps", "errors", "p50", "p95", "p99")
+    keys = ("qps", "arrivals", "target_qps", "errors", "p50", "p95", "p99")
+    # summaries written before the arrivals series have none: no line rather than a flat zero
+    has_arrivals = any(_is_num(v) for v in as_list(ts.get("arrivals")))
     series = {k: list(ts.get(k) or [])[: len(raw_t)] for k in keys}
     series = {k: v + [None] * (len(raw_t) - len(v)) for k, v in series.items()}
     aggregators = {"p50": max, "p95": max, "p99": max}
@@ -448,14 +450,15 @@ def _charts_section(summary: Mapping[str, Any]) -> str:
         "<h2>Over time</h2>"
         + note
         + chart(
-            "Throughput: requests per second against the plan's target",
+            "Throughput: requests and arrivals (journeys started) per second against the plan",
             t,
             [
                 Line("requests/s", s["qps"], "c1"),
+                *([Line("arrivals/s sent", s["arrivals"], "c2")] if has_arrivals else []),
                 Line("planned arrivals/s", s["target_qps"], "ct", dashed=True),
             ],
             qps_budgets,
-            "req/s",
+            "per s",
             shade,
         )
         + chart(

@@ -243,6 +243,10 @@ def test_arrivals_held_counts_the_journeys_started_in_the_gate_window() -> None:
     res = rec.results({"scheduled": 1400, "sent": 1400, "late": 0, "dropped": 0}, {})
     assert res["qps"] == {"target": pytest.approx(40), "held": pytest.approx(120), "arrivals_held": 40.0}
     assert res["arrivals"]["sent"] == 1400  # the pacer's whole-run counts are passed through
+    # per second too, for the report's chart: journeys started, beside requests and the plan
+    series = res["timeseries"]
+    assert series["arrivals"] == [10] * 20 + [40] * 20
+    assert series["qps"] == [30] * 20 + [120] * 20
 
 
 def test_live_says_whether_the_gate_has_started_and_when_it_will() -> None:

@@ -131,6 +131,17 @@ def test_charts_have_series_and_budget_lines(summary: dict[str, Any]) -> None:
     assert any(t == "rect" and a.get("class") == "gate" for t, a in tags)
 
 
+def test_throughput_chart_draws_the_arrivals_sent_when_the_summary_has_them(summary: dict[str, Any]) -> None:
+    s = copy.deepcopy(summary)
+    n = len(s["timeseries"]["t"])
+    s["timeseries"]["arrivals"] = [80] * n
+    page = render(s)
+    paths = [a for t, a in parse(page).tags if t == "path"]
+    assert {a["class"].split()[1] for a in paths} == {"c1", "c2", "c3", "c4", "ct"}
+    assert "arrivals/s sent" in page and "planned arrivals/s" in page
+    assert "arrivals/s sent" not in render(summary)  # an older summary: no line, rather than zeros
+
+
 def test_every_string_from_the_summary_is_escaped(summary: dict[str, Any]) -> None:
     evil = '<script>alert("x")</script>'
     s = copy.deepcopy(summary)
