@@ -30,7 +30,7 @@ WINDOW_S = 5  # latency percentiles of the time series are computed per 5-second
 MAX_ERROR_KINDS = 200  # distinct (name, error) pairs kept; the rest are folded into one per name
 OTHER_ERRORS = "(other errors: too many distinct messages)"
 MAX_ERROR_CHARS = 300
-DELTA_VERSION = 2  # 2: journeys started per stage ("arrivals")
+DELTA_VERSION = 2  # 2: journeys started per stage and per second ("arrivals", "arrival_seconds")
 _PERCENTILES = [50.0, 95.0, 99.0]
 
 
@@ -334,7 +334,6 @@ class Recorder:
         seconds it will (figures before it are not judged: warm-up rarely meets the budgets).
         ``lag_s`` shifts the ``qps_now`` window back (a master gets worker figures up to one
         report interval, 3 s, late)."""
-        gates = self._gates()
         if self._t0 is None:
             out = self._figures({})
             out["timeseries"] = self._timeseries(0)
@@ -342,6 +341,7 @@ class Recorder:
             out["gate"] = {"started": False, "starts_in_s": None}
             return out
         rel = min(now - self._t0, self.plan.duration_s)
+        gates = self._gates()
         gate_start = self._bounds[gates[0]][0]
         gate_begun = gate_start <= rel
         out = self._figures(self._elapsed(gates if gate_begun else range(len(self._bounds)), rel))
