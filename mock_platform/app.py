@@ -39,6 +39,7 @@ class MockState:
 
 
 STATE = web.AppKey("mock_state", MockState)
+GATEWAY = web.AppKey("mock_gateway", Gateway)  # the gateway front answers through the same object
 
 
 async def _metrics(request: web.Request) -> web.StreamResponse:
@@ -68,7 +69,8 @@ def create_app(config: MockConfig | None = None) -> web.Application:
     )
     app = web.Application(client_max_size=MAX_BODY_BYTES_CAP)
     app[STATE] = state
-    app.router.add_route("*", "/gateway.do", Gateway(state).handle)
+    gateway = app[GATEWAY] = Gateway(state)
+    app.router.add_route("*", "/gateway.do", gateway.handle)
     wechat.add_routes(app, state)
     sim.add_routes(app, state)
     admin.add_routes(app, state)

@@ -14,10 +14,9 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from aiohttp import web
-
 from mock_platform.app import STATE, create_app
 from mock_platform.config import ConfigError, MockConfig, load_file
+from mock_platform.serving import start_serving
 
 EXIT_USAGE = 3
 SHUTDOWN_TIMEOUT_S = 1.0  # hung (fault-injected) requests must not hold the exit
@@ -55,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--sign-responses", action="store_true", help="sign every response, not only signed calls'"
     )
     p.add_argument("--debug-hooks", action="store_true", help="enable test-only admin routes")
+    p.add_argument(
+        "--no-fast-path",
+        dest="fast_path",
+        action="store_false",
+        help="serve /gateway.do through aiohttp's request cycle too (slower; to compare with)",
+    )
     return p
 
 
@@ -84,18 +89,13 @@ def config_from_args(args: argparse.Namespace) -> MockConfig:
 GC_THRESHOLDS = (1_000, 10, 100_000)
 
 
-async def serve(config: MockConfig) -> None:
+async def serve(config: MockConfig, *, fast_path: bool = True) -> None:
     """Run until SIGINT or SIGTERM."""
     app = create_app(config)
-    runner = web.AppRunner(
-        app, handler_cancellation=True, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+    serving = await start_serving(
+        app, config.host, config.port, front=fast_path, shutdown_timeout=SHUTDOWN_TIMEOUT_S
     )
-    await runner.setup()
     try:
-        site = web.TCPSite(runner, config.host, config.port, backlog=4096)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        shown = f"[{host}]" if ":" in host else host
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -107,11 +107,11 @@ async def serve(config: MockConfig) -> None:
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
-        print(f"mock_platform listening on http://{shown}:{port}", flush=True)
+        print(f"mock_platform listening on {serving.url}", flush=True)
         print(f"mock_platform admin token: {app[STATE].admin_token}", flush=True)
         await stop.wait()
     finally:
-        await runner.cleanup()
+        await serving.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         runner = uvloop.run
     try:
-        runner(serve(config))
+        runner(serve(config, fast_path=args.fast_path))
     except OSError as exc:
         print(f"mock_platform: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
         return 1

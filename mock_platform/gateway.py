@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 # What the SDKs and HTTP clients send, accepted without parsing the header on the hot path.
-_USUAL_FORM_HEADERS = frozenset(
+USUAL_FORM_HEADERS = frozenset(
     f"{FORM_TYPE}{suffix}"
     for suffix in ("", ";charset=utf-8", "; charset=utf-8", ";charset=UTF-8", "; charset=UTF-8")
 )
@@ -142,44 +142,112 @@ def _parse_qs(raw: bytes, where: str) -> dict[str, str]:
         raise _invalid("isv.invalid-parameter", f"the {where} has more than {MAX_FIELDS} fields") from None
 
 
-def form_params(request: web.Request, body: bytes) -> dict[str, str]:
+def query_bytes(request: web.Request) -> bytes:
+    """The raw query string of the request target (no URL object when it has no "?")."""
+    if "?" not in request.raw_path:
+        return b""
+    return request.rel_url.raw_query_string.encode("utf-8", "surrogateescape")
+
+
+def check_form_type(request: web.Request) -> None:
+    """Refuses a body that is not a UTF-8 form; the usual header values skip parsing it."""
+    if request.headers.get(hdrs.CONTENT_TYPE) in USUAL_FORM_HEADERS:
+        return
+    ctype = request.content_type
+    if ctype != FORM_TYPE:
+        raise _invalid("isv.invalid-parameter", f"the body must be {FORM_TYPE}, not {ctype}")
+    charset = request.charset
+    if charset and charset.lower() not in ("utf-8", "utf8"):
+        raise _invalid("isv.invalid-charset", f"charset {charset} is not supported; use utf-8")
+
+
+def form_params(query: bytes, body: bytes) -> dict[str, str]:
     """Query-string params merged with the form body's (the form wins on a clash)."""
-    # No "?" in the request target, no query: skips building the URL object.
-    query = request.rel_url.raw_query_string if "?" in request.raw_path else ""
-    params = _parse_qs(query.encode("utf-8", "surrogateescape"), "query string") if query else {}
+    params = _parse_qs(query, "query string") if query else {}
     if body:
-        if request.headers.get(hdrs.CONTENT_TYPE) not in _USUAL_FORM_HEADERS:  # else parse the header
-            ctype = request.content_type
-            if ctype != FORM_TYPE:
-                raise _invalid("isv.invalid-parameter", f"the body must be {FORM_TYPE}, not {ctype}")
-            charset = request.charset
-            if charset and charset.lower() not in ("utf-8", "utf8"):
-                raise _invalid("isv.invalid-charset", f"charset {charset} is not supported; use utf-8")
         params.update(_parse_qs(body, "request body"))
     return params
 
 
+class Reply:
+    """What the gateway answers, before it is rendered: rendering (and the latency metric) waits
+    for `delay`, the injected latency; `drop` ("close" or "reset") ends the connection instead.
+
+    Both HTTP fronts (aiohttp's route and `front.py`) carry it out the same way.
+    """
+
+    __slots__ = ("delay", "drop", "inner", "method", "node", "signed", "started", "status")
+
+    def __init__(
+        self,
+        status: int,
+        node: str,
+        inner: dict,
+        signed: bool,
+        method: str,
+        started: float,
+        delay: float = 0.0,
+        drop: str | None = None,
+    ) -> None:
+        self.status = status
+        self.node = node
+        self.inner = inner
+        self.signed = signed
+        self.method = method
+        self.started = started
+        self.delay = delay
+        self.drop = drop
+
+
 class Gateway:
-    """The /gateway.do handler bound to one mock's state."""
+    """The /gateway.do logic bound to one mock's state, apart from any HTTP server: `dispatch`
+    turns a query and a form body into a Reply, `render` turns that into the envelope's bytes."""
 
     def __init__(self, state: MockState) -> None:
         self.state = state
         self._signer = lambda data: signing.sign(state.private_key, data)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        """The aiohttp route: every request `front.py` does not answer itself comes here."""
         started = time.perf_counter()
-        now = time.time()
+        try:
+            if request.method != "POST":
+                raise Refusal("40002", "isv.invalid-parameter", "gateway.do accepts POST only", status=405)
+            limit = self.state.config.max_body_bytes
+            body = buffered_body(request, limit)
+            if body is None:
+                body = await read_body(request, limit)
+            if body:
+                check_form_type(request)
+        except Refusal as error:
+            reply = self.refused(error, started)
+        else:
+            reply = self.dispatch(query_bytes(request), body, started, time.time())
+        if reply.delay > 0:
+            await asyncio.sleep(reply.delay)
+        if reply.drop is not None:
+            drop_connection(request, reset=reply.drop == "reset")
+        response = web.Response(status=reply.status, body=self.render(reply), headers=_JSON_HEADERS)
+        if reply.status == 405:
+            response.headers["Allow"] = "POST"
+        elif reply.status == 413:
+            response.force_close()  # the rest of the body was never read
+        return response
+
+    def refused(self, error: Refusal, started: float) -> Reply:
+        """The Reply for a refusal found before the params were read (405, 413, content type)."""
+        node = envelope.ERROR_NODE if error.error_node else envelope.node_name(INVALID_METHOD)
+        signed = self.state.config.sign_responses
+        return Reply(error.status, node, error.body(), signed, INVALID_METHOD, started)
+
+    def dispatch(self, query: bytes, body: bytes, started: float, now: float) -> Reply:
+        """Read the params, check method, app and signature, parse biz_content, ask the faults, run
+        the handler (synchronously: it is the ledger's critical section). Never raises."""
         state = self.state
         method_label = INVALID_METHOD
         signed = state.config.sign_responses
         try:
-            if request.method != "POST":
-                raise Refusal("40002", "isv.invalid-parameter", "gateway.do accepts POST only", status=405)
-            limit = state.config.max_body_bytes
-            body = buffered_body(request, limit)
-            if body is None:
-                body = await read_body(request, limit)
-            params = form_params(request, body)
+            params = form_params(query, body)
             sign = params.get("sign", "")
             signed = signed or bool(sign)
             method = params.get("method", "")
@@ -192,25 +260,22 @@ class Gateway:
             call = self._check(params, method, sign, now)
             decision = state.faults.decide(method, call.app_id, now)
             if decision is not None:
-                return await self._fault(request, decision, method, signed, started)
+                return self._fault(decision, method, signed, started)
             try:
                 result = handler(state.ledger, call)
                 node, inner = envelope.node_name(method), envelope.success(result)
             except GatewayError as error:
                 node = envelope.ERROR_NODE if error.error_node else envelope.node_name(method)
                 inner = error.body()
-            latency = state.faults.latency_s(method)
-            if latency > 0:
-                await asyncio.sleep(latency)
-            return self._answer(200, node, inner, signed, method_label, started)
+            return Reply(200, node, inner, signed, method, started, state.faults.latency_s(method))
         except Refusal as error:
             node = envelope.ERROR_NODE if error.error_node else envelope.node_name(method_label)
-            return self._answer(error.status, node, error.body(), signed, method_label, started)
+            return Reply(error.status, node, error.body(), signed, method_label, started)
         except Exception:  # a mock bug must still answer an envelope, as Alipay's 20000 does
             log.exception("gateway: unexpected error")
             inner = GatewayError("20000", "isp.unknow-error", "internal error in the mock platform").body()
             node = envelope.ERROR_NODE if method_label == INVALID_METHOD else envelope.node_name(method_label)
-            return self._answer(200, node, inner, signed, method_label, started)
+            return Reply(200, node, inner, signed, method_label, started)
 
     def _check(self, params: dict[str, str], method: str, sign: str, now: float) -> Call:
         """App id, signature and biz_content; the Call for the handler."""
@@ -270,34 +335,27 @@ class Gateway:
                 error_node=False,
             )
 
-    async def _fault(
-        self, request: web.Request, decision: Decision, method: str, signed: bool, started: float
-    ) -> web.StreamResponse:
+    def _fault(self, decision: Decision, method: str, signed: bool, started: float) -> Reply:
         if decision.kind in ("error", "throttle"):
             error = GatewayError(decision.code, decision.sub_code or None, decision.sub_msg or None)
-            return self._answer(200, envelope.node_name(method), error.body(), signed, method, started)
+            return Reply(200, envelope.node_name(method), error.body(), signed, method, started)
         if decision.kind == "hang":
             self.state.metrics.observe(method, "hang", time.perf_counter() - started)
-            await asyncio.sleep(decision.hang_s)
-            drop_connection(request, reset=False)
+            return Reply(200, "", {}, signed, method, started, decision.hang_s, drop="close")
         self.state.metrics.observe(method, "reset", time.perf_counter() - started)
-        drop_connection(request, reset=True)
+        return Reply(200, "", {}, signed, method, started, drop="reset")
 
-    def _answer(
-        self, status: int, node: str, inner: dict, signed: bool, method: str, started: float
-    ) -> web.Response:
-        body = envelope.render(node, inner, self._signer if signed else None)
+    def render(self, reply: Reply) -> bytes:
+        """The envelope's bytes, signed when the request was (or --sign-responses); counts the call
+        in the metrics, its latency measured up to now."""
+        inner = reply.inner
+        body = envelope.render(reply.node, inner, self._signer if reply.signed else None)
         code = inner["code"]
         sub_code = inner.get("sub_code")
         self.state.metrics.observe(
-            method, f"{code}/{sub_code}" if sub_code else code, time.perf_counter() - started
+            reply.method, f"{code}/{sub_code}" if sub_code else code, time.perf_counter() - reply.started
         )
-        response = web.Response(status=status, body=body, headers=_JSON_HEADERS)
-        if status == 405:
-            response.headers["Allow"] = "POST"
-        elif status == 413:
-            response.force_close()  # the rest of the body was never read
-        return response
+        return body
 
 
 def drop_connection(request: web.Request, *, reset: bool) -> NoReturn:

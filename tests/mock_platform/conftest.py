@@ -23,6 +23,7 @@ from aiohttp import web
 
 from mock_platform.app import STATE, MockState, create_app
 from mock_platform.config import MockConfig
+from mock_platform.serving import start_serving
 
 START_TIMEOUT_S = 15.0
 ADMIN_TOKEN = "test-admin-token"
@@ -115,8 +116,9 @@ def _os_thread_api() -> tuple[Callable[..., Any], Callable[[], Any]]:
 class _ServerThread:
     """One mock on its own OS thread and uvloop event loop."""
 
-    def __init__(self, config: MockConfig) -> None:
+    def __init__(self, config: MockConfig, front: bool) -> None:
         self.config = config
+        self.front = front
         self._start_thread, allocate_lock = _os_thread_api()
         self._ready = allocate_lock()  # released once serving (or failed)
         self._done = allocate_lock()  # released when the thread ends
@@ -141,16 +143,13 @@ class _ServerThread:
         self.loop = asyncio.get_running_loop()
         self.stop_event = asyncio.Event()
         app = create_app(self.config)
-        runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
+        serving = await start_serving(app, "127.0.0.1", self.config.port, front=self.front)
         try:
-            await web.TCPSite(runner, "127.0.0.1", self.config.port).start()
-            host, port = runner.addresses[0][:2]
-            self.mock = RunningMock(f"http://{host}:{port}", app[STATE].admin_token, app)
+            self.mock = RunningMock(serving.url, app[STATE].admin_token, app)
             self._ready.release()
             await self.stop_event.wait()
         finally:
-            await runner.cleanup()
+            await serving.stop()
 
     def start_and_wait(self) -> RunningMock:
         self._start_thread(self._run, ())
@@ -170,16 +169,19 @@ class _ServerThread:
 
 @pytest.fixture
 def make_mock() -> Iterator[Any]:
-    """Factory: `make_mock(config=None, **options)` -> RunningMock; `config` is a MockConfig or a
-    config-file mapping, `options` are MockConfig switches (strict=True, ...). It binds 127.0.0.1
-    on port 0 unless `port=` says otherwise; a failed bind raises OSError."""
+    """Factory: `make_mock(config=None, front=True, **options)` -> RunningMock; `config` is a
+    MockConfig or a config-file mapping, `options` are MockConfig switches (strict=True, ...);
+    `front=False` serves the gateway through aiohttp alone. It binds 127.0.0.1 on port 0 unless
+    `port=` says otherwise; a failed bind raises OSError."""
     threads: list[_ServerThread] = []
 
-    def start(config: MockConfig | Mapping[str, Any] | None = None, **options: Any) -> RunningMock:
+    def start(
+        config: MockConfig | Mapping[str, Any] | None = None, *, front: bool = True, **options: Any
+    ) -> RunningMock:
         if not isinstance(config, MockConfig):
             options.setdefault("admin_token", ADMIN_TOKEN)
             config = MockConfig.from_mapping(config or {}, **options)
-        thread = _ServerThread(config)
+        thread = _ServerThread(config, front)
         threads.append(thread)
         return thread.start_and_wait()
 

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 from alipay.aop.api.AlipayClientConfig import AlipayClientConfig
 from alipay.aop.api.DefaultAlipayClient import DefaultAlipayClient
 from alipay.aop.api.domain.AlipayMarketingActivityVoucherCreateModel import (
@@ -98,6 +97,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mock_platform.app import create_app
 from mock_platform.config import MockConfig
+from mock_platform.serving import start_serving
 
 HOST, PORT = "127.0.0.1", 80
 TOKEN = "sdk-test-token"
@@ -123,27 +123,25 @@ def _port_80_problem() -> str | None:
 class ThreadedMock:
     """The mock app served on its own event loop in a thread: the SDK under test is blocking."""
 
-    def __init__(self, config: MockConfig) -> None:
+    def __init__(self, config: MockConfig, *, front: bool) -> None:
         self.app = create_app(config)
+        self.front = front
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="mock-port-80", daemon=True)
-        self.runner: web.AppRunner | None = None
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         try:
-            self.runner = web.AppRunner(self.app, access_log=None)
-            self.loop.run_until_complete(self.runner.setup())
-            self.loop.run_until_complete(web.TCPSite(self.runner, HOST, PORT).start())
+            serving = self.loop.run_until_complete(start_serving(self.app, HOST, PORT, front=self.front))
         except BaseException as exc:
             self.error = exc
             self.ready.set()
             return
         self.ready.set()
         self.loop.run_forever()
-        self.loop.run_until_complete(self.runner.cleanup())
+        self.loop.run_until_complete(serving.stop())
         self.loop.close()
 
     def __enter__(self) -> ThreadedMock:
@@ -177,8 +175,9 @@ def _client(alipay_public_pem: str, app_private_pem: str) -> DefaultAlipayClient
     return DefaultAlipayClient(alipay_client_config=config)
 
 
-@pytest.fixture(scope="module")
-def sdk() -> Iterator[dict[str, Any]]:
+@pytest.fixture(scope="module", params=[True, False], ids=["fast-path", "aiohttp-only"])
+def sdk(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """The SDK against a mock on port 80, through the gateway front and then through aiohttp alone."""
     problem = _port_80_problem()
     if problem:
         pytest.skip(problem)
@@ -203,7 +202,7 @@ def sdk() -> Iterator[dict[str, Any]]:
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
-    with ThreadedMock(config):
+    with ThreadedMock(config, front=request.param):
         admin("POST", "/admin/apps", {"app_id": APP_ID, "public_key": public_pem})
         alipay_public = admin("GET", "/admin/keys")["alipay_public_key"]
         yield {"client": _client(alipay_public, private_pem), "private_pem": private_pem}

@@ -1,0 +1,318 @@
+"""The HTTP/1.1 front: plain `POST /gateway.do` requests answered without aiohttp's request cycle.
+
+aiohttp's request/response cycle costs about as much CPU as everything the gateway does on top
+(~185,000 of ~300,000 instructions per voucher.send), and the gateway is what a load test drives
+at thousands of requests per second on one core. So each connection starts with this protocol,
+which reads the request head itself and answers the plain case through the same `Gateway`
+(`dispatch`, `render`) the aiohttp route uses: `POST /gateway.do` in HTTP/1.1 with a
+Content-Length within the body limit, a usual form Content-Type, and nothing that needs more of
+HTTP (chunked bodies, `Expect`, `Upgrade`, obsolete line folding, odd bytes in the head).
+
+At the first request that is anything else (another route, another method, HTTP/1.0, a head this
+parser does not take as plain) the connection is handed to aiohttp's own protocol with every byte
+from that request on, and stays there: aiohttp remains the reference for everything, and the bad
+input tests run through it unchanged. Requests on a connection are answered in order; an
+injected latency holds the ones behind it, as it would on aiohttp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import time
+from collections.abc import Callable
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import Any, cast
+
+from aiohttp.http import SERVER_SOFTWARE
+
+from mock_platform.gateway import USUAL_FORM_HEADERS, Gateway, Reply
+
+MAX_HEAD_BYTES = 8190  # aiohttp's own limit for the request line and each header line
+MAX_HEADERS = 100
+PAUSE_READING_BYTES = 256 * 1024  # unanswered input kept before reading stops
+_TARGET = b"/gateway.do"
+_HEAD_END = b"\r\n\r\n"
+_TOKEN_BYTES = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_NOT_TOKEN = bytes(sorted(set(range(256)) - _TOKEN_BYTES))
+# Bytes llhttp refuses in a header value (controls but HTAB, and DEL): such a head goes to aiohttp.
+_BAD_VALUE_BYTES = bytes([*range(0, 9), *range(10, 32), 127])
+_USUAL_TYPES = frozenset(value.encode("latin-1") for value in USUAL_FORM_HEADERS)
+
+
+class _DateHeader:
+    """The Date header's value, formatted once per second."""
+
+    __slots__ = ("_second", "_value")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = b""
+
+    def value(self) -> bytes:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._value = formatdate(now, usegmt=True).encode("ascii")
+        return self._value
+
+
+_DATE = _DateHeader()
+
+
+def _head(status: int, length: int, close: bool) -> bytes:
+    """The response head, with the headers aiohttp's route sends, in its order."""
+    return b"".join(
+        (
+            b"HTTP/1.1 ",
+            b"200 OK" if status == 200 else f"{status} {HTTPStatus(status).phrase}".encode("ascii"),
+            b"\r\nContent-Type: application/json;charset=utf-8\r\nContent-Length: ",
+            str(length).encode("ascii"),
+            b"\r\nDate: ",
+            _DATE.value(),
+            b"\r\nServer: ",
+            SERVER_SOFTWARE.encode("ascii"),
+            b"\r\nConnection: close\r\n\r\n" if close else b"\r\n\r\n",
+        )
+    )
+
+
+class _Plain:
+    """A plain gateway request read from the head: where its body starts and ends, its query."""
+
+    __slots__ = ("body_end", "body_start", "close", "query")
+
+    def __init__(self, query: bytes, body_start: int, body_end: int, close: bool) -> None:
+        self.query = query
+        self.body_start = body_start
+        self.body_end = body_end
+        self.close = close
+
+
+def read_plain_head(buf: bytes, end: int, limit: int) -> _Plain | None:
+    """The request whose head is `buf[:end]` if this front answers it, else None (aiohttp will)."""
+    line_end = buf.find(b"\r\n", 0, end)
+    if line_end < 0:
+        line_end = end
+    if line_end > MAX_HEAD_BYTES:
+        return None
+    parts = buf[:line_end].split(b" ")
+    if len(parts) != 3 or parts[0] != b"POST" or parts[2] != b"HTTP/1.1":
+        return None
+    target = parts[1]
+    if target == _TARGET:
+        query = b""
+    elif target.startswith(b"/gateway.do?") and b"#" not in target:
+        query = target[12:]
+    else:
+        return None
+    length = 0
+    has_length = close = False
+    lines = buf[line_end + 2 : end].split(b"\r\n") if line_end < end else []
+    if len(lines) > MAX_HEADERS:
+        return None
+    ctype = b""
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        if not colon or not name or len(line) > MAX_HEAD_BYTES or name.translate(None, _NOT_TOKEN) != name:
+            return None  # no name, a space before the colon, a folded line: aiohttp decides
+        if len(value) != len(value.translate(None, _BAD_VALUE_BYTES)):
+            return None
+        value = value.strip(b" \t")
+        lname = name.lower()
+        if lname == b"content-length":
+            if has_length or not value.isdigit() or len(value) > 18:
+                return None
+            has_length = True
+            length = int(value)
+        elif lname == b"content-type":
+            ctype = value
+        elif lname == b"connection":
+            tokens = {token.strip(b" \t").lower() for token in value.split(b",")}
+            if b"upgrade" in tokens:
+                return None
+            close = close or b"close" in tokens
+        elif lname in (b"transfer-encoding", b"expect", b"upgrade"):
+            return None
+    if length > limit or (length and ctype not in _USUAL_TYPES):
+        return None  # 413, or the content type checked through aiohttp's parser
+    return _Plain(query, end + 4, end + 4 + length, close)
+
+
+class GatewayFront(asyncio.Protocol):
+    """One client connection, until it is handed to aiohttp."""
+
+    __slots__ = ("_buf", "_closing", "_pending", "_read_paused", "_server", "_transport", "_write_paused")
+
+    def __init__(self, server: FrontServer) -> None:
+        self._server = server
+        self._transport: asyncio.Transport | None = None
+        self._buf = b""
+        self._pending: asyncio.TimerHandle | None = None  # an answer waiting out its latency
+        self._write_paused = False
+        self._read_paused = False
+        self._closing = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self._server.connections.add(self)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as aiohttp does
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server.connections.discard(self)
+        self._closing = True
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        self._transport = None
+        self._buf = b""
+
+    def eof_received(self) -> bool:
+        # The client sends no more: answer what it sent (an answer may be waiting out its latency,
+        # or for the client to read), then close.
+        self._closing = True
+        return self._pending is not None or self._write_paused
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._serve()
+
+    def data_received(self, data: bytes) -> None:
+        self._buf = self._buf + data if self._buf else data
+        self._serve()
+
+    def close(self) -> None:
+        """Close the connection (server shutdown); an answer still waiting is dropped."""
+        if self._transport is not None:
+            self._transport.close()
+
+    def _serve(self) -> None:
+        """Answer the complete requests in the buffer, in order, until one must wait."""
+        transport = self._transport
+        if transport is None:
+            return
+        server = self._server
+        gateway = server.gateway
+        while self._buf and self._pending is None and not self._write_paused:
+            buf = self._buf
+            end = buf.find(_HEAD_END)
+            if end < 0:
+                if len(buf) > MAX_HEAD_BYTES * 4:
+                    self._hand_off()
+                return
+            plain = read_plain_head(buf, end, server.limit)
+            if plain is None:
+                self._hand_off()
+                return
+            if len(buf) < plain.body_end:
+                break  # the body is still coming
+            started = time.perf_counter()
+            body = buf[plain.body_start : plain.body_end]
+            self._buf = buf[plain.body_end :]
+            server.answered += 1
+            reply = gateway.dispatch(plain.query, body, started, time.time())
+            if reply.delay > 0:
+                self._pending = asyncio.get_running_loop().call_later(
+                    reply.delay, self._answer_late, reply, plain.close
+                )
+                break
+            if not self._answer(reply, plain.close):
+                return
+        self._flow(transport)
+
+    def _flow(self, transport: asyncio.Transport) -> None:
+        """Stop reading while unanswered input piles up, read again once it is small; after the
+        client's EOF, close once nothing is left to answer."""
+        if self._closing:
+            if self._pending is None and not self._write_paused:
+                transport.close()
+            return
+        waiting = len(self._buf) > PAUSE_READING_BYTES
+        if waiting and not self._read_paused:
+            transport.pause_reading()
+            self._read_paused = True
+        elif not waiting and self._read_paused:
+            transport.resume_reading()
+            self._read_paused = False
+
+    def _answer(self, reply: Reply, close: bool) -> bool:
+        """Write the answer (or drop the connection); whether the connection is still open."""
+        transport = self._transport
+        if transport is None:
+            return False
+        if reply.drop is not None:
+            if reply.drop == "reset":
+                sock = transport.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                transport.abort()
+            else:
+                transport.close()
+            return False
+        body = self._server.gateway.render(reply)
+        transport.write(_head(reply.status, len(body), close) + body)
+        if close:
+            transport.close()
+            return False
+        return True
+
+    def _answer_late(self, reply: Reply, close: bool) -> None:
+        self._pending = None
+        if self._answer(reply, close):
+            self._serve()
+
+    def _hand_off(self) -> None:
+        """Give the connection, and every byte from the current request on, to aiohttp."""
+        transport = self._transport
+        assert transport is not None
+        server = self._server
+        server.connections.discard(self)
+        server.handed_off += 1
+        protocol = server.fallback()
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        if self._write_paused:
+            protocol.pause_writing()
+        if self._read_paused:
+            transport.resume_reading()
+        buf, self._buf, self._transport = self._buf, b"", None
+        protocol.data_received(buf)
+        if self._closing:
+            protocol.eof_received()
+
+
+class FrontServer:
+    """The listening socket, whose connections start on GatewayFront; `fallback()` makes aiohttp's
+    protocol (its web.Server) for a hand-off. Counts what it answered and what it handed off."""
+
+    def __init__(self, gateway: Gateway, fallback: Callable[[], asyncio.Protocol]) -> None:
+        self.gateway = gateway
+        self.fallback = fallback
+        self.limit = gateway.state.config.max_body_bytes
+        self.connections: set[GatewayFront] = set()
+        self.answered = 0  # requests answered here
+        self.handed_off = 0  # connections given to aiohttp
+        self._server: asyncio.AbstractServer | None = None
+
+    async def listen(self, host: str, port: int, *, backlog: int) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: GatewayFront(self), host, port, backlog=backlog)
+
+    @property
+    def sockets(self) -> Any:
+        return self._server.sockets if self._server is not None else ()
+
+    def close(self) -> None:
+        """Stop listening and close the connections still here (aiohttp closes its own)."""
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self.connections):
+            connection.close()
