@@ -2,14 +2,17 @@
 
 CPU time on a shared VM moves by 30-50 % from one minute to the next (neighbours, caches), and
 bench/mock_gateway.py can only average that out. Instructions executed do not move: callgrind
-(valgrind) counts them for each server while one keep-alive client sends the same unsigned
-voucher.send form as bench/voucher_send.lua, one request at a time (a unique out_biz_no and user
-each). Counting starts after a warm-up and stops before shutdown (`callgrind_control -i`), so
-start-up is not in the figure. The ratio hello / gateway is the rate ratio one core would give
-if both ran at the same instructions per cycle; the gateway touches more memory, so its real
-ratio is somewhat lower (compare with mock_gateway.py's CPU time per request).
+(valgrind) counts them for each of three servers, one after the other — the gateway
+(`python -m mock_platform`, plain POST /gateway.do answered by its fast front), the gateway via
+aiohttp (the same with `--no-fast-path`, every request through aiohttp's request cycle) and
+bench/hello_server.py — while one keep-alive client sends the same unsigned voucher.send form as
+bench/voucher_send.lua, one request at a time (a unique out_biz_no and user each). Counting
+starts after a warm-up and stops before shutdown (`callgrind_control -i`), so start-up is not in
+the figure. Each ratio hello / gateway is the rate ratio one core would give if both ran at the
+same instructions per cycle; a gateway touches more memory, so its real ratio is somewhat lower
+(compare with mock_gateway.py's CPU time per request).
 
-    .venv/bin/python bench/gateway_instructions.py              # about a minute
+    .venv/bin/python bench/gateway_instructions.py              # about a minute and a half
     .venv/bin/python bench/gateway_instructions.py --requests 5000 --json
 
 Needs valgrind (Debian: apt-get install valgrind).
@@ -109,19 +112,26 @@ def main() -> None:
             raise SystemExit(f"bench: {tool} is not installed (Debian: apt-get install valgrind)")
     py = sys.executable
     mock = [py, "-m", "mock_platform", "--port", "0", "--admin-token", TOKEN]
+    mock_aiohttp = [*mock, "--no-fast-path"]
     hello = [py, str(BENCH / "hello_server.py"), "--port", "0"]
-    result = {
+    result: dict[str, Any] = {
         "gateway": measure("gateway", mock, args.requests, seed=True),
+        "gateway_aiohttp": measure("gateway via aiohttp", mock_aiohttp, args.requests, seed=True),
         "hello": measure("hello-world", hello, args.requests, seed=False),
     }
-    g, h = result["gateway"], result["hello"]
+    g, a, h = result["gateway"], result["gateway_aiohttp"], result["hello"]
     result["ratio"] = round(h["instructions_per_request"] / g["instructions_per_request"], 3)
+    result["ratio_aiohttp"] = round(h["instructions_per_request"] / a["instructions_per_request"], 3)
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"gateway voucher.send {g['instructions_per_request']:>9,} instructions per request ({g['ok']} ok)")
-    print(f"hello-world          {h['instructions_per_request']:>9,} instructions per request")
-    print(f"ratio hello / gateway = {result['ratio']:.3f}   (the rate ratio at equal instructions per cycle)")
+    each = "instructions per request"
+    print(f"gateway (fast path)  {g['instructions_per_request']:>9,} {each} ({g['ok']} ok)")
+    print(f"gateway via aiohttp  {a['instructions_per_request']:>9,} {each} ({a['ok']} ok; --no-fast-path)")
+    print(f"hello-world          {h['instructions_per_request']:>9,} {each}")
+    print(f"ratio hello / gateway             = {result['ratio']:.3f}")
+    print(f"ratio hello / gateway via aiohttp = {result['ratio_aiohttp']:.3f}")
+    print("(each the rate ratio one core would give at equal instructions per cycle)")
 
 
 if __name__ == "__main__":

@@ -1,24 +1,37 @@
 """Benchmark: the mock's gateway (voucher.send) against a bare aiohttp + uvloop hello-world.
 
-Both servers run pinned to CPU 0, the load generators to CPU 1 (when `taskset` exists and there are
-two CPUs), everything on 127.0.0.1:
+Three servers, side by side in the same run:
+
+- the gateway: `python -m mock_platform` as shipped, plain POST /gateway.do answered by its fast
+  HTTP/1.1 front (mock_platform/front.py);
+- the gateway via aiohttp: the same with `--no-fast-path`, every request through aiohttp's own
+  request cycle (what the front saves);
+- hello-world: bench/hello_server.py, a bare aiohttp + uvloop app (the baseline).
+
+All three run pinned to CPU 0, the load generators to CPU 1 (when `taskset` exists and there are
+two CPUs), everything on 127.0.0.1; both mocks get the same seed:
 
 1. max rate: wrk (Debian's) with bench/voucher_send.lua — the same unsigned voucher.send form, a
-   unique out_biz_no and user per request — against each server, in alternated rounds; both rates,
-   their ratio per round and its median, and the servers' CPU time per request (the ratio one free
-   core would give on a shared machine);
+   unique out_biz_no and user per request — against each server, in rounds that rotate the order
+   of the three (so a drift in the machine's speed hits all alike); the rates, each gateway's ratio
+   to hello-world per round and its median, and the servers' CPU time per request (the ratio one
+   free core would give on a shared machine);
 2. latency at fixed rates: bench/loadgen.py (wrk has no rate control and wrk2 is not in Debian),
    latency counted from each request's intended send time, and how busy that keeps the server's
-   core; 5,000 req/s in every round, with hello-world at that rate beside it as the machine's
-   control, then 1,000 and 2,500 req/s once;
-3. 10,000 requests in flight with 100 ms of injected constant latency (PUT /admin/faults).
+   core; 5,000 req/s against all three in every round (hello-world as the machine's control),
+   then 1,000 and 2,500 req/s once against the gateway;
+3. 10,000 requests in flight with 100 ms of injected constant latency (PUT /admin/faults), against
+   the gateway; then the ledger audit (GET /admin/audit) of both mocks.
 
-    .venv/bin/python bench/mock_gateway.py            # about 2 minutes
+    .venv/bin/python bench/mock_gateway.py            # about 3 minutes
     .venv/bin/python bench/mock_gateway.py --json     # the figures as one JSON object
-    .venv/bin/python bench/mock_gateway.py --gc-threshold 50000,50,1000   # try another GC setting
+    .venv/bin/python bench/mock_gateway.py --gc-threshold 50000,50,1000   # another GC setting, both mocks
 
-Goals (issue 2): gateway >= 0.5 x hello-world on one core; p99 < 10 ms at 5,000 req/s;
-10,000 in flight at 100 ms without errors.
+Goals (issue 2), for the gateway: >= 0.5 x hello-world on one core; p99 < 10 ms at 5,000 req/s;
+10,000 in flight at 100 ms without errors. In the JSON, `ratio`, `ratio_range`, `ratio_cpu`,
+`p99_at_goal_rate` and each round's `gateway` / `paced_gateway` are the gateway's (fast path); the
+`..._aiohttp` keys (`ratio_aiohttp`, `p99_at_goal_rate_aiohttp`, each round's `gateway_aiohttp`,
+`paced_gateway_aiohttp`, ...) are the same figures for the gateway via aiohttp.
 """
 
 from __future__ import annotations
@@ -181,9 +194,10 @@ def paced(target: Server, rate: int, run: str) -> dict[str, Any]:
     return result
 
 
-def mock_command(gc_threshold: str | None) -> list[str]:
-    """`python -m mock_platform`, or the same CLI with other GC thresholds than its GC_THRESHOLDS."""
-    args = ["--port", "0", "--admin-token", TOKEN]
+def mock_command(gc_threshold: str | None, fast_path: bool = True) -> list[str]:
+    """`python -m mock_platform`, or the same CLI with other GC thresholds than its GC_THRESHOLDS;
+    with `--no-fast-path` (every request through aiohttp's request cycle) when not `fast_path`."""
+    args = ["--port", "0", "--admin-token", TOKEN, *(() if fast_path else ("--no-fast-path",))]
     if gc_threshold is None:
         return [*pin(0), sys.executable, "-m", "mock_platform", *args]
     thresholds = ", ".join(str(int(x)) for x in gc_threshold.split(","))
@@ -194,10 +208,28 @@ def mock_command(gc_threshold: str | None) -> list[str]:
     return [*pin(0), sys.executable, "-c", code, *args]
 
 
+def _audit(target: Server) -> bool:
+    request = urllib.request.Request(target.url + "/admin/audit", headers={"X-Admin-Token": TOKEN})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return json.loads(resp.read())["ok"]
+
+
+def _medians(rounds: list[dict[str, Any]], suffix: str) -> dict[str, Any]:
+    """The summary figures of one gateway over the rounds (suffix "" or "_aiohttp")."""
+    ratios = sorted(r["ratio" + suffix] for r in rounds)
+    return {
+        "ratio" + suffix: statistics.median(ratios),
+        "ratio_range" + suffix: [ratios[0], ratios[-1]],
+        "ratio_cpu" + suffix: statistics.median(r["ratio_cpu" + suffix] for r in rounds),
+        "p99_at_goal_rate" + suffix: statistics.median(
+            r["paced_gateway" + suffix]["latency_ms"]["p99"] for r in rounds
+        ),
+    }
+
+
 def run(seconds: int, rounds: int, gc_threshold: str | None = None) -> dict[str, Any]:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the servers inherit it: 10k sockets
-    mock_cmd = mock_command(gc_threshold)
     hello_cmd = [*pin(0), sys.executable, str(BENCH / "hello_server.py"), "--port", "0"]
     result: dict[str, Any] = {
         "cpus": os.cpu_count(),
@@ -205,41 +237,46 @@ def run(seconds: int, rounds: int, gc_threshold: str | None = None) -> dict[str,
         "loadavg_before": os.getloadavg(),
         "wrk_rounds": [],
     }
-    with server(mock_cmd, "listening on") as mock, server(hello_cmd, "listening on") as hello:
-        admin(mock.url, "POST", "/admin/seed", SEED)
-        for target in (mock, hello):  # warm-up: imports, first connections, caches
+    with (
+        server(mock_command(gc_threshold), "listening on") as mock,
+        server(mock_command(gc_threshold, fast_path=False), "listening on") as mock_aio,
+        server(hello_cmd, "listening on") as hello,
+    ):
+        names = {mock.pid: "gateway", mock_aio.pid: "gateway_aiohttp", hello.pid: "hello"}
+        for target in (mock, mock_aio):
+            admin(target.url, "POST", "/admin/seed", SEED)
+        for target in (mock, mock_aio, hello):  # warm-up: imports, first connections, caches
             wrk(target, 2, 64)
-        for i in range(rounds):  # alternated, so a drift in the machine's speed hits both alike
-            first, second = (mock, hello) if i % 2 == 0 else (hello, mock)
-            runs = [wrk(first, seconds, 64), wrk(second, seconds, 64)]
-            g, h = runs if first is mock else runs[::-1]
+        for i in range(rounds):  # the order rotates, so a drift in the machine's speed hits all alike
+            order = [mock, mock_aio, hello][i % 3 :] + [mock, mock_aio, hello][: i % 3]
+            runs = {names[t.pid]: wrk(t, seconds, 64) for t in order}
+            # the latency goal's rate, with hello-world beside the gateways as the machine's control
+            paced_runs = {"paced_" + names[t.pid]: paced(t, PACED_RATES[-1], f"r{i}") for t in order}
+            g, a, h = runs["gateway"], runs["gateway_aiohttp"], runs["hello"]
             result["wrk_rounds"].append(
                 {
+                    "order": [names[t.pid] for t in order],
                     "gateway": g,
+                    "gateway_aiohttp": a,
                     "hello": h,
                     "ratio": round(g["rate"] / h["rate"], 3),
+                    "ratio_aiohttp": round(a["rate"] / h["rate"], 3),
                     "ratio_cpu": round(h["cpu_us_per_request"] / g["cpu_us_per_request"], 3),
-                    # the latency goal's rate, with hello-world beside it as the machine's control
-                    "paced_gateway": paced(mock, PACED_RATES[-1], f"r{i}"),
-                    "paced_hello": paced(hello, PACED_RATES[-1], f"r{i}"),
+                    "ratio_cpu_aiohttp": round(h["cpu_us_per_request"] / a["cpu_us_per_request"], 3),
+                    "paced_gateway": paced_runs["paced_gateway"],
+                    "paced_gateway_aiohttp": paced_runs["paced_gateway_aiohttp"],
+                    "paced_hello": paced_runs["paced_hello"],
                 }
             )
-        rounds_ = result["wrk_rounds"]
-        ratios = sorted(r["ratio"] for r in rounds_)
-        result["ratio"] = statistics.median(ratios)
-        result["ratio_range"] = [ratios[0], ratios[-1]]
-        result["ratio_cpu"] = statistics.median(r["ratio_cpu"] for r in rounds_)
-        result["p99_at_goal_rate"] = statistics.median(
-            r["paced_gateway"]["latency_ms"]["p99"] for r in rounds_
-        )
+        result.update(_medians(result["wrk_rounds"], ""))
+        result.update(_medians(result["wrk_rounds"], "_aiohttp"))
         result["paced_gateway"] = [paced(mock, rate, f"p{rate}") for rate in PACED_RATES[:-1]]
         admin(mock.url, "PUT", "/admin/faults", {SEND: {"latency": {"dist": "constant", "ms": 100}}})
         inflight = ("inflight", "--connections", "10000", "--duration", "5", "--run", "i")
         result["inflight_gateway"] = loadgen(mock.port, *inflight)
         admin(mock.url, "PUT", "/admin/faults", {})
-        request = urllib.request.Request(mock.url + "/admin/audit", headers={"X-Admin-Token": TOKEN})
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            result["audit_ok"] = json.loads(resp.read())["ok"]
+        result["audit_ok"] = _audit(mock)
+        result["audit_ok_aiohttp"] = _audit(mock_aio)
     result["loadavg_after"] = os.getloadavg()
     return result
 
@@ -249,41 +286,55 @@ def _lat(run: dict[str, Any]) -> str:
     return f"p50 {ms['p50']} ms, p99 {ms['p99']} ms (service {service['p99']} ms), max {ms['max']} ms"
 
 
+def _wrk_line(w: dict[str, Any]) -> str:
+    counts = f"ok {w['ok']}, other {w['other']}, " if w["ok"] is not None else ""
+    return f"{w['rate']:>7.0f} req/s ({counts}p99 {w['p99']}), {w['cpu_us_per_request']} us CPU each"
+
+
+def _paced_line(run: dict[str, Any]) -> str:
+    return f"{_lat(run)}, core {run['core_busy']:.0%} busy"
+
+
 def report(r: dict[str, Any]) -> str:
     inf = r["inflight_gateway"]
     lines = [
         f"CPUs {r['cpus']}, servers pinned to CPU 0 and clients to CPU 1: {r['pinned']}; "
         f"load average before {r['loadavg_before'][0]:.2f}, after {r['loadavg_after'][0]:.2f}",
+        "gateway = fast path (the default); gateway via aiohttp = --no-fast-path; ratios are to hello-world",
     ]
     for i, rnd in enumerate(r["wrk_rounds"], 1):
-        g, h = rnd["gateway"], rnd["hello"]
         lines += [
-            f"wrk round {i}    gateway voucher.send {g['rate']:>7.0f} req/s "
-            f"(ok {g['ok']}, other {g['other']}, p99 {g['p99']}), {g['cpu_us_per_request']} us CPU each",
-            f"               hello-world          {h['rate']:>7.0f} req/s (p99 {h['p99']}), "
-            f"{h['cpu_us_per_request']} us CPU each; ratio {rnd['ratio']:.3f}",
+            f"wrk round {i}    gateway              {_wrk_line(rnd['gateway'])}; ratio {rnd['ratio']:.3f}",
+            f"               gateway via aiohttp  {_wrk_line(rnd['gateway_aiohttp'])}; "
+            f"ratio {rnd['ratio_aiohttp']:.3f}",
+            f"               hello-world          {_wrk_line(rnd['hello'])}",
         ]
     lines += [
-        f"ratio gateway / hello-world: median {r['ratio']:.3f} (range {r['ratio_range'][0]:.3f}-"
-        f"{r['ratio_range'][1]:.3f})   (goal >= 0.5)",
-        f"CPU per request: on a free core the gateway would reach {r['ratio_cpu']:.3f} x hello-world "
-        "(median)",
+        f"ratio gateway / hello-world:             median {r['ratio']:.3f} "
+        f"(range {r['ratio_range'][0]:.3f}-{r['ratio_range'][1]:.3f})   (goal >= 0.5)",
+        f"ratio gateway via aiohttp / hello-world: median {r['ratio_aiohttp']:.3f} "
+        f"(range {r['ratio_range_aiohttp'][0]:.3f}-{r['ratio_range_aiohttp'][1]:.3f})",
+        f"CPU per request: on a free core the gateway would reach {r['ratio_cpu']:.3f} x hello-world, "
+        f"the gateway via aiohttp {r['ratio_cpu_aiohttp']:.3f} x (medians)",
         *(
             f"{pg['rate']:>6.0f} req/s   gateway {_lat(pg)}; {pg['ok']}/{pg['sent']} ok, errs {pg['errors']}"
             for pg in r["paced_gateway"]
         ),
-        *(
-            f"{rnd['paced_gateway']['rate']:>6.0f} req/s   round {i}: gateway {_lat(rnd['paced_gateway'])}, "
-            f"core {rnd['paced_gateway']['core_busy']:.0%} busy; hello-world p99 "
-            f"{rnd['paced_hello']['latency_ms']['p99']} ms, core {rnd['paced_hello']['core_busy']:.0%} busy"
-            for i, rnd in enumerate(r["wrk_rounds"], 1)
-        ),
-        f"               gateway p99 at 5,000 req/s, median of the rounds: {r['p99_at_goal_rate']} ms "
-        "(goal < 10 ms)",
-        f"in flight      {inf['peak_in_flight']} concurrent at 100 ms injected: {inf['responses']} answers, "
-        f"{inf['ok']} ok, {inf['not_ok']} not ok, errors {inf['errors']}, unanswered {inf['unanswered']}, "
-        f"{inf['rate']} req/s, {_lat(inf)}",
-        f"audit ok: {r['audit_ok']}",
+    ]
+    for i, rnd in enumerate(r["wrk_rounds"], 1):
+        lines += [
+            f"{rnd['paced_gateway']['rate']:>6.0f} req/s   round {i}: gateway              "
+            f"{_paced_line(rnd['paced_gateway'])}",
+            f"                        gateway via aiohttp  {_paced_line(rnd['paced_gateway_aiohttp'])}",
+            f"                        hello-world          {_paced_line(rnd['paced_hello'])}",
+        ]
+    lines += [
+        f"p99 at 5,000 req/s, median of the rounds: gateway {r['p99_at_goal_rate']} ms (goal < 10 ms), "
+        f"gateway via aiohttp {r['p99_at_goal_rate_aiohttp']} ms",
+        f"in flight      gateway, {inf['peak_in_flight']} concurrent at 100 ms injected: "
+        f"{inf['responses']} answers, {inf['ok']} ok, {inf['not_ok']} not ok, errors {inf['errors']}, "
+        f"unanswered {inf['unanswered']}, {inf['rate']} req/s, {_lat(inf)}",
+        f"audit ok: gateway {r['audit_ok']}, gateway via aiohttp {r['audit_ok_aiohttp']}",
     ]
     return "\n".join(lines)
 
@@ -294,11 +345,11 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=int, default=6, help="length of each measured wrk run (default 6)")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="wrk rounds of gateway and hello-world, alternated (default 3)"
+        "--rounds", type=int, default=3, help="wrk rounds of the three servers, order rotated (default 3)"
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
-        "--gc-threshold", metavar="G0,G1,G2", help="GC thresholds for the mock instead of the CLI's"
+        "--gc-threshold", metavar="G0,G1,G2", help="GC thresholds for both mocks instead of the CLI's"
     )
     args = parser.parse_args()
     if not shutil.which("wrk"):

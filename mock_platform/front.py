@@ -156,6 +156,11 @@ class GatewayFront(asyncio.Protocol):
         self._read_paused = False
         self._closing = False
 
+    @property
+    def reading_paused(self) -> bool:
+        """Whether reading stopped because unanswered input piled up (the client does not read)."""
+        return self._read_paused
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self._server.connections.add(self)

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from mock_platform.app import STATE, MockState, create_app
 from mock_platform.config import MockConfig
-from mock_platform.serving import start_serving
+from mock_platform.serving import Serving, start_serving
 
 START_TIMEOUT_S = 15.0
 ADMIN_TOKEN = "test-admin-token"
@@ -34,6 +34,8 @@ class RunningMock:
     url: str
     admin_token: str
     app: web.Application
+    serving: Serving  # its `front` counts what the gateway front answered itself
+    stop: Callable[[], None]  # stop the server now (teardown does it otherwise)
 
     @property
     def state(self) -> MockState:
@@ -128,6 +130,7 @@ class _ServerThread:
         self.error: BaseException | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stop_event: asyncio.Event | None = None
+        self._stopped = False
 
     def _run(self) -> None:
         try:
@@ -145,7 +148,7 @@ class _ServerThread:
         app = create_app(self.config)
         serving = await start_serving(app, "127.0.0.1", self.config.port, front=self.front)
         try:
-            self.mock = RunningMock(serving.url, app[STATE].admin_token, app)
+            self.mock = RunningMock(serving.url, app[STATE].admin_token, app, serving, self.stop)
             self._ready.release()
             await self.stop_event.wait()
         finally:
@@ -161,6 +164,9 @@ class _ServerThread:
         return self.mock
 
     def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         if self.loop is not None and self.stop_event is not None and self.error is None:
             self.loop.call_soon_threadsafe(self.stop_event.set)
         if not self._done.acquire(timeout=10):

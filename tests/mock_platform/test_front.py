@@ -1,0 +1,258 @@
+"""The gateway front (front.py): the same bytes on the wire as aiohttp's route, and its own HTTP.
+
+Every exchange below is sent as raw bytes to two mocks started alike, one behind the front and one
+served by aiohttp alone, and the answers must match byte for byte but for the Date header. The
+front's counters tell which requests it answered itself, so the cases that must take the fast
+path (what real clients send) are checked to take it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+import urllib.parse
+from typing import Any
+
+import pytest
+
+from mock_platform import signing
+from mock_platform.front import MAX_HEAD_BYTES, read_plain_head
+
+ACT = "ACT1"
+SEED = {
+    "activities": [
+        {
+            "activity_id": ACT,
+            "activity_name": "front",
+            "quantity": 3,
+            "quantity_limit_per_user": 1,
+            "amount": "5.00",
+            "publish_start_time": "2026-01-01 00:00:00",
+            "publish_end_time": "2099-01-01 00:00:00",
+        }
+    ]
+}
+SEND = "alipay.marketing.activity.voucher.send"
+CTYPE = b"Content-Type: application/x-www-form-urlencoded;charset=utf-8\r\n"
+DATE_RE = re.compile(rb"\r\nDate: [^\r]*")
+
+
+def form(method: str = SEND, **biz: Any) -> bytes:
+    params = {"app_id": "2021000000000001", "method": method, "charset": "utf-8", "version": "1.0"}
+    if biz:
+        params["biz_content"] = json.dumps(biz)
+    return urllib.parse.urlencode(params).encode()
+
+
+def send_form(n: int) -> bytes:
+    return form(SEND, activity_id=ACT, out_biz_no=f"o{n}", user_id=f"2088{n:012d}")
+
+
+def post(body: bytes, target: bytes = b"/gateway.do", extra: bytes = b"", ctype: bytes = CTYPE) -> bytes:
+    return (
+        b"POST " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + ctype + extra
+        + b"Content-Length: %d\r\n\r\n" % len(body) + body
+    )  # fmt: skip
+
+
+def exchange(url: str, pieces: list[bytes], timeout: float = 5.0) -> bytes:
+    """Send `pieces` (a short pause between them), then read until the server closes or is quiet."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        for i, piece in enumerate(pieces):
+            if i:
+                time.sleep(0.02)
+            sock.sendall(piece)
+        sock.settimeout(0.5)
+        out = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                return out + b"<EOF>"
+            out += chunk
+        return out
+
+
+@pytest.fixture(scope="module")
+def app_public_pem() -> str:
+    return signing.public_pem(signing.generate_private_key())
+
+
+def pair(make_mock) -> tuple[Any, Any]:
+    return make_mock({"seed": SEED}, front=True), make_mock({"seed": SEED}, front=False)
+
+
+HEALTH = b"GET /admin/health HTTP/1.1\r\nHost: x\r\n\r\n"
+CASES = {
+    # what clients send: the front answers these itself
+    "plain": ([post(send_form(1))], 1),
+    "query-string": ([post(b"biz_content=" + urllib.parse.quote(json.dumps({"activity_id": ACT})).encode(),
+                           b"/gateway.do?" + form("alipay.marketing.activity.voucher.query"))], 1),
+    "connection-close": ([post(send_form(1), extra=b"Connection: close\r\n")], 1),
+    "pipelined": ([post(send_form(1)) + post(send_form(2)) + post(send_form(1))], 3),
+    "byte-by-byte": ([bytes([b]) for b in post(form("no.such"))[:40]] + [post(form("no.such"))[40:]], 1),
+    "body-later": ([post(send_form(1))[:-10], post(send_form(1))[-10:]], 1),
+    "empty-body": ([post(b"", ctype=b"")], 1),
+    "unknown-method": ([post(form("no.such"))], 1),
+    "bad-utf8": ([post(b"method=%ff%fe")], 1),
+    "sold-out-and-limit": ([post(send_form(n)) for n in (1, 1, 2, 3, 4, 5)], 6),
+    # anything else is handed to aiohttp, from that request on
+    "then-admin": ([post(send_form(1)) + HEALTH + post(send_form(2))], 1),
+    "admin-first": ([HEALTH + post(send_form(1))], 0),
+    "get": ([b"GET /gateway.do HTTP/1.1\r\nHost: x\r\n\r\n"], 0),
+    "http-1.0": ([post(send_form(1)).replace(b"HTTP/1.1", b"HTTP/1.0", 1)], 0),
+    "json-body": ([post(b'{"method":"x"}', ctype=b"Content-Type: application/json\r\n")], 0),
+    "gbk": ([post(form("no.such"), ctype=CTYPE.replace(b"charset=utf-8", b" charset=gbk"))], 0),
+    "chunked": ([b"POST /gateway.do HTTP/1.1\r\nHost: x\r\n" + CTYPE + b"Transfer-Encoding: chunked\r\n\r\n"
+                 + b"%x\r\n" % len(send_form(1)) + send_form(1) + b"\r\n0\r\n\r\n"], 0),
+    "expect-100": ([post(send_form(1), extra=b"Expect: 100-continue\r\n")], 0),
+    "over-limit": ([post(b"method=x&pad=" + b"a" * 70_000)], 0),
+    "space-before-colon": ([post(send_form(1), extra=b"X-Odd : 1\r\n")], 0),
+    "two-lengths": ([post(send_form(1), extra=b"Content-Length: 5\r\n")], 0),
+    "bad-length": ([post(send_form(1)).replace(b"Content-Length: ", b"Content-Length: +", 1)], 0),
+    "folded-header": ([post(send_form(1), extra=b"X-A: 1\r\n  2\r\n")], 0),
+    "control-byte": ([post(send_form(1), extra=b"X-A: \x01\r\n")], 0),
+    "upgrade": ([post(send_form(1), extra=b"Connection: upgrade\r\nUpgrade: h2c\r\n")], 0),
+    "fragment": ([post(send_form(1), b"/gateway.do?a=1#x")], 0),
+    "garbage": ([b"NOT HTTP AT ALL\r\n\r\n"], 0),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("pieces", "answered"), CASES.values(), ids=CASES.keys())
+def test_the_front_answers_as_aiohttp_does(make_mock, pieces: list[bytes], answered: int) -> None:
+    fast, plain = pair(make_mock)
+    got, want = exchange(fast.url, pieces), exchange(plain.url, pieces)
+    assert want.startswith(b"HTTP/1."), want  # a case that gets no answer would prove nothing
+    assert DATE_RE.sub(b"", got) == DATE_RE.sub(b"", want)
+    front = fast.serving.front
+    assert front is not None and front.answered == answered
+    assert plain.serving.front is None
+    for mock in (fast, plain):
+        status, audit = mock.admin("GET", "/admin/audit")
+        assert status == 200 and audit["ok"], audit
+
+
+def test_latency_holds_the_requests_behind_it_in_order(make_mock) -> None:
+    mock = make_mock({"seed": SEED, "faults": {SEND: {"latency": {"dist": "constant", "ms": 150}}}})
+    started = time.perf_counter()
+    out = exchange(mock.url, [post(send_form(1)) + post(form("no.such")) + post(send_form(2))])
+    elapsed = time.perf_counter() - started
+    bodies = re.findall(rb"\r\n\r\n(\{[^\r]*?\})(?=HTTP/|$)", out)
+    assert len(bodies) == 3, out
+    assert b"voucher_id" in bodies[0] and b"isv.invalid-method" in bodies[1] and b"voucher_id" in bodies[2]
+    assert elapsed >= 0.3  # two sends, 150 ms each, one after the other
+    stats = mock.admin("GET", "/admin/stats")[1]["methods"][SEND]
+    assert stats["calls"] == 2
+
+
+def test_half_close_still_gets_the_late_answer(make_mock) -> None:
+    mock = make_mock({"seed": SEED, "faults": {SEND: {"latency": {"dist": "constant", "ms": 100}}}})
+    host, port = mock.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(post(send_form(1)))
+        sock.shutdown(socket.SHUT_WR)
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+    assert out.startswith(b"HTTP/1.1 200 OK") and b"voucher_id" in out  # then EOF: the loop ended
+
+
+def test_a_client_gone_before_its_late_answer_leaves_the_server_serving(make_mock) -> None:
+    mock = make_mock({"seed": SEED, "faults": {SEND: {"latency": {"dist": "constant", "ms": 200}}}})
+    host, port = mock.url.removeprefix("http://").split(":")
+    for n in range(5):
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(post(send_form(n)))
+    time.sleep(0.3)
+    assert mock.serving.front.connections == set()
+    assert mock.admin("GET", "/admin/health")[0] == 200
+
+
+def test_hang_closes_and_reset_resets(make_mock) -> None:
+    mock = make_mock({"seed": SEED, "faults": {SEND: {"outage": {"mode": "hang", "hang_s": 0.2}}}})
+    started = time.perf_counter()
+    assert exchange(mock.url, [post(send_form(1))]) == b"<EOF>"  # a FIN, no answer
+    assert time.perf_counter() - started >= 0.2
+    mock.admin("PUT", "/admin/faults", {SEND: {"outage": {"mode": "reset"}}})
+    with pytest.raises(ConnectionResetError):
+        exchange(mock.url, [post(send_form(2))])
+    assert mock.serving.front.answered == 2
+
+
+def test_a_client_that_does_not_read_gets_every_answer_in_the_end(make_mock, app_public_pem) -> None:
+    """Megabytes of pipelined requests, read only once all are sent: the front stops writing, then
+    reading, and resumes both; nothing is lost or reordered. (A wrong signature answers with the
+    whole checked string, so each 8-KB request gets an 8-KB answer.)"""
+    mock = make_mock({"seed": {"apps": [{"app_id": "2021000000000001", "public_key": app_public_pem}]}})
+    n = 1000
+    requests = b"".join(
+        post(form(f"m{i}").replace(b"method=m", b"method=" + SEND.encode() + b"&x=m")
+             + b"&sign=AAAA&sign_type=RSA2&pad=" + b"p" * 8000)
+        for i in range(n)
+    )  # fmt: skip
+    host, port = mock.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        sender = threading.Thread(target=sock.sendall, args=(requests,), daemon=True)
+        sender.start()
+        front = mock.serving.front
+        deadline = time.monotonic() + 20
+        while not any(c.reading_paused for c in list(front.connections)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert any(c.reading_paused for c in list(front.connections)), "the front never stopped reading"
+        out = bytearray()
+        while out.count(b"HTTP/1.1 200 OK") < n and time.monotonic() < deadline:
+            out += sock.recv(1 << 20)
+        sender.join(10)
+    names = re.findall(rb"x=m(\d+)", out)
+    assert [int(x) for x in names] == list(range(n))
+    assert front.answered == n
+
+
+def test_stopping_closes_idle_front_connections(make_mock) -> None:
+    mock = make_mock()
+    host, port = mock.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(post(form("no.such")))
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        mock.stop()
+        assert sock.recv(65536) == b""  # EOF: the server closed the idle connection
+
+
+# ----------------------------------------------------------------------------- the head reader
+
+
+def test_read_plain_head_takes_what_clients_send() -> None:
+    raw = post(send_form(1), b"/gateway.do?charset=utf-8", extra=b"Connection: keep-alive, Close\r\n")
+    end = raw.find(b"\r\n\r\n")
+    plain = read_plain_head(raw, end, 65536)
+    assert plain is not None
+    assert (plain.query, plain.close) == (b"charset=utf-8", True)
+    assert raw[plain.body_start : plain.body_end] == send_form(1) and plain.body_end == len(raw)
+    assert read_plain_head(raw, end, len(send_form(1)) - 1) is None  # over the limit: aiohttp's 413
+    long = post(b"", b"/gateway.do?" + b"a" * MAX_HEAD_BYTES)
+    assert read_plain_head(long, long.find(b"\r\n\r\n"), 65536) is None
+
+
+def test_real_clients_take_the_fast_path(make_mock) -> None:
+    """urllib (what the tests' helpers use) and geventhttpclient (Locust's FastHttpUser, which
+    loadkit's users are) both send heads the front answers itself."""
+    from geventhttpclient import HTTPClient
+
+    mock = make_mock({"seed": SEED})
+    assert mock.gateway(SEND, {"activity_id": ACT, "out_biz_no": "u1", "user_id": "2088000000000001"})
+    host, port = mock.url.removeprefix("http://").split(":")
+    client = HTTPClient(host, int(port), connection_timeout=5, network_timeout=5)
+    try:
+        headers = {"Content-Type": "application/x-www-form-urlencoded;charset=utf-8"}
+        response = client.post("/gateway.do", body=send_form(2), headers=headers)
+        assert response.status_code == 200 and b"voucher_id" in response.read()
+    finally:
+        client.close()
+    assert mock.serving.front.answered == 2 and mock.serving.front.handed_off == 0
