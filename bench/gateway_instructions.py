@@ -12,7 +12,7 @@ the figure. Each ratio hello / gateway is the rate ratio one core would give if 
 same instructions per cycle; a gateway touches more memory, so its real ratio is somewhat lower
 (compare with mock_gateway.py's CPU time per request).
 
-    .venv/bin/python bench/gateway_instructions.py              # about a minute and a half
+    .venv/bin/python bench/gateway_instructions.py              # about a minute
     .venv/bin/python bench/gateway_instructions.py --requests 5000 --json
 
 Needs valgrind (Debian: apt-get install valgrind).

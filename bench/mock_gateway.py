@@ -23,7 +23,7 @@ two CPUs), everything on 127.0.0.1; both mocks get the same seed:
 3. 10,000 requests in flight with 100 ms of injected constant latency (PUT /admin/faults), against
    the gateway; then the ledger audit (GET /admin/audit) of both mocks.
 
-    .venv/bin/python bench/mock_gateway.py            # about 3 minutes
+    .venv/bin/python bench/mock_gateway.py            # 2 to 3 minutes
     .venv/bin/python bench/mock_gateway.py --json     # the figures as one JSON object
     .venv/bin/python bench/mock_gateway.py --gc-threshold 50000,50,1000   # another GC setting, both mocks
 

@@ -18,6 +18,8 @@ _EXPORTS = {
     "WeChatError": "mock_platform.errors",
     "Ledger": "mock_platform.ledger",
     "Faults": "mock_platform.faults",
+    "start_serving": "mock_platform.serving",
+    "Serving": "mock_platform.serving",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -38,6 +38,12 @@ SEED = {
 RESPONSE_RE = re.compile(rb'^\{"(\w+)":(\{.*\}),"sign":"([A-Za-z0-9+/=]+)"\}$', re.S)
 
 
+@pytest.fixture(params=[True, False], ids=["fast-path", "aiohttp-only"])
+def front(request: pytest.FixtureRequest) -> bool:
+    """Both ways /gateway.do is served: the gateway front, and aiohttp's route alone."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def app_key():
     return signing.generate_private_key()
@@ -329,7 +335,8 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("body", "headers", "code", "sub_code"), BAD_INPUTS)
-def test_bad_input_gets_a_well_formed_envelope(mock_server, body, headers, code, sub_code) -> None:
+def test_bad_input_gets_a_well_formed_envelope(make_mock, front, body, headers, code, sub_code) -> None:
+    mock_server = make_mock(front=front)
     status, resp_headers, raw = post(mock_server, body, headers)
     assert status == 200
     assert resp_headers["Content-Type"].startswith("application/json")
@@ -381,13 +388,14 @@ def test_body_over_the_limit_is_413(make_mock) -> None:
 # ----------------------------------------------------------------------------- faults
 
 
-def test_injected_error_and_throttle(make_mock) -> None:
+def test_injected_error_and_throttle(make_mock, front) -> None:
     method = "alipay.user.alipaypoint.budgetlib.query"
     mock = make_mock(
         {
             "seed": SEED,
             "faults": {method: {"error": {"rate": 1.0, "code": "20000", "sub_code": "isp.unknow-error"}}},
-        }
+        },
+        front=front,
     )
     _, inner = mock.gateway(method, {"budget_code": "JFB1"})
     assert (inner["code"], inner["sub_code"]) == ("20000", "isp.unknow-error")
@@ -399,9 +407,10 @@ def test_injected_error_and_throttle(make_mock) -> None:
     assert inner["sub_code"] == "isv.app-call-limited"
 
 
-def test_injected_latency_and_reset(make_mock) -> None:
+def test_injected_latency_and_reset(make_mock, front) -> None:
     method = "alipay.user.alipaypoint.budgetlib.query"
-    mock = make_mock({"seed": SEED, "faults": {method: {"latency": {"dist": "constant", "ms": 80}}}})
+    faults = {method: {"latency": {"dist": "constant", "ms": 80}}}
+    mock = make_mock({"seed": SEED, "faults": faults}, front=front)
     started = time.perf_counter()
     assert mock.gateway(method, {"budget_code": "JFB1"})[1]["code"] == "10000"
     assert time.perf_counter() - started >= 0.08
@@ -411,16 +420,17 @@ def test_injected_latency_and_reset(make_mock) -> None:
     assert mock.gateway("alipay.user.info.share")[1]["code"] == "20001"  # other methods unaffected
 
 
-def test_hang_closes_without_an_answer(make_mock) -> None:
+def test_hang_closes_without_an_answer(make_mock, front) -> None:
     method = "alipay.user.info.share"
-    mock = make_mock({"faults": {method: {"outage": {"mode": "hang", "hang_s": 0.3}}}})
+    mock = make_mock({"faults": {method: {"outage": {"mode": "hang", "hang_s": 0.3}}}}, front=front)
     started = time.perf_counter()
     with pytest.raises((ConnectionError, http.client.HTTPException, socket.timeout, OSError)):
         mock.gateway(method)
     assert time.perf_counter() - started >= 0.3
 
 
-def test_metrics_count_outcomes(mock_server) -> None:
+def test_metrics_count_outcomes(make_mock, front) -> None:
+    mock_server = make_mock(front=front)
     mock_server.gateway("alipay.user.info.share")
     mock_server.gateway("no.such")
     status, headers, raw = mock_server.request("GET", "/metrics")
