@@ -39,6 +39,7 @@ _TOKEN_BYTES = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzAB
 _NOT_TOKEN = bytes(sorted(set(range(256)) - _TOKEN_BYTES))
 # Bytes llhttp refuses in a header value (controls but HTAB, and DEL): such a head goes to aiohttp.
 _BAD_VALUE_BYTES = bytes([*range(0, 9), *range(10, 32), 127])
+_NOT_IN_TARGET = bytes([*range(0, 0x21), *range(0x7F, 0x100)])  # llhttp answers 400 to these
 _USUAL_TYPES = frozenset(value.encode("latin-1") for value in USUAL_FORM_HEADERS)
 
 
@@ -105,7 +106,11 @@ def read_plain_head(buf: bytes, end: int, limit: int) -> _Plain | None:
     target = parts[1]
     if target == _TARGET:
         query = b""
-    elif target.startswith(b"/gateway.do?") and b"#" not in target:
+    elif (
+        target.startswith(b"/gateway.do?")
+        and b"#" not in target
+        and len(target.translate(None, _NOT_IN_TARGET)) == len(target)
+    ):
         query = target[12:]
     else:
         return None
@@ -114,7 +119,7 @@ def read_plain_head(buf: bytes, end: int, limit: int) -> _Plain | None:
     lines = buf[line_end + 2 : end].split(b"\r\n") if line_end < end else []
     if len(lines) > MAX_HEADERS:
         return None
-    ctype = b""
+    ctype: bytes | None = None
     for line in lines:
         name, colon, value = line.partition(b":")
         if not colon or not name or len(line) > MAX_HEAD_BYTES or name.translate(None, _NOT_TOKEN) != name:
@@ -129,6 +134,8 @@ def read_plain_head(buf: bytes, end: int, limit: int) -> _Plain | None:
             has_length = True
             length = int(value)
         elif lname == b"content-type":
+            if ctype is not None:
+                return None  # two: aiohttp's route reads the first
             ctype = value
         elif lname == b"connection":
             tokens = {token.strip(b" \t").lower() for token in value.split(b",")}

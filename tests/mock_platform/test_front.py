@@ -102,6 +102,7 @@ CASES = {
     "empty-body": ([post(b"", ctype=b"")], 1),
     "unknown-method": ([post(form("no.such"))], 1),
     "bad-utf8": ([post(b"method=%ff%fe")], 1),
+    "bad-utf8-in-query": ([post(b"", b"/gateway.do?method=%E4%B8%AD&x=%FF")], 1),
     "sold-out-and-limit": ([post(send_form(n)) for n in (1, 1, 2, 3, 4, 5)], 6),
     # anything else is handed to aiohttp, from that request on
     "then-admin": ([post(send_form(1)) + HEALTH + post(send_form(2))], 1),
@@ -121,6 +122,8 @@ CASES = {
     "control-byte": ([post(send_form(1), extra=b"X-A: \x01\r\n")], 0),
     "upgrade": ([post(send_form(1), extra=b"Connection: upgrade\r\nUpgrade: h2c\r\n")], 0),
     "fragment": ([post(send_form(1), b"/gateway.do?a=1#x")], 0),
+    "two-types": ([post(send_form(1), extra=b"Content-Type: application/json\r\n")], 0),
+    "raw-bytes-in-query": ([post(b"", "/gateway.do?method=中".encode() + b"&x=\xff")], 0),
     "garbage": ([b"NOT HTTP AT ALL\r\n\r\n"], 0),
 }  # fmt: skip
 
