@@ -21,6 +21,7 @@ import asyncio
 import socket
 import struct
 import time
+from collections import deque
 from collections.abc import Callable
 from email.utils import formatdate
 from http import HTTPStatus
@@ -34,12 +35,28 @@ MAX_HEAD_BYTES = 8190  # aiohttp's own limit for the request line and each heade
 MAX_HEADERS = 100
 PAUSE_READING_BYTES = 256 * 1024  # unanswered input kept before reading stops
 _TARGET = b"/gateway.do"
+_PLAIN_START = b"POST /gateway.do"
 _HEAD_END = b"\r\n\r\n"
 _TOKEN_BYTES = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _NOT_TOKEN = bytes(sorted(set(range(256)) - _TOKEN_BYTES))
 # Bytes llhttp refuses in a header value (controls but HTAB, and DEL): such a head goes to aiohttp.
 _BAD_VALUE_BYTES = bytes([*range(0, 9), *range(10, 32), 127])
 _NOT_IN_TARGET = bytes([*range(0, 0x21), *range(0x7F, 0x100)])  # llhttp answers 400 to these
+# Headers aiohttp's parser refuses twice (400); what the front reads of them is only ever one value.
+_SINGLETONS = frozenset(
+    (
+        b"content-length",
+        b"content-location",
+        b"content-range",
+        b"content-type",
+        b"etag",
+        b"host",
+        b"max-forwards",
+        b"server",
+        b"transfer-encoding",
+        b"user-agent",
+    )
+)
 _USUAL_TYPES = frozenset(value.encode("latin-1") for value in USUAL_FORM_HEADERS)
 
 
@@ -81,8 +98,40 @@ def _head(status: int, length: int, close: bool) -> bytes:
     )
 
 
+def plain_so_far(buf: bytes, start: int, limit: int) -> bool:
+    """Whether `buf[start:]`, a head not complete yet, can still become a plain one: when it
+    cannot, aiohttp may already have refused it (and with it the chunk it came in)."""
+    if len(buf) - start > MAX_HEAD_BYTES * 4:
+        return False
+    last = buf.rfind(b"\r\n", start)
+    if last < 0:  # the request line so far
+        line = buf[start:]
+        if len(line) <= len(_PLAIN_START):
+            return _PLAIN_START.startswith(line)
+        space = line.find(b" ", 5)
+        target, version = (line[5:], b"") if space < 0 else (line[5:space], line[space + 1 :])
+        return (
+            target.startswith(_TARGET)
+            and (target == _TARGET or target[11:12] == b"?")
+            and b"#" not in target
+            and len(target.translate(None, _NOT_IN_TARGET)) == len(target)
+            and b"HTTP/1.1\r".startswith(version)
+        )
+    if read_plain_head(buf, start, last, limit, partial=True) is None:
+        return False
+    rest = buf[last + 2 :]  # the line still coming
+    if rest == b"\r":
+        return True  # the blank line that ends the head, but for its LF
+    name, colon, value = rest.partition(b":")
+    if name.translate(None, _NOT_TOKEN) != name or (colon and not name):
+        return False
+    value = value.removesuffix(b"\r")
+    return len(value.translate(None, _BAD_VALUE_BYTES)) == len(value)
+
+
 class _Plain:
-    """A plain gateway request read from the head: where its body starts and ends, its query."""
+    """A plain gateway request read from its head: its query, and where its body starts and ends
+    counted from the request's first byte; `close` when the client asked to close after it."""
 
     __slots__ = ("body_end", "body_start", "close", "query")
 
@@ -93,14 +142,16 @@ class _Plain:
         self.close = close
 
 
-def read_plain_head(buf: bytes, end: int, limit: int) -> _Plain | None:
-    """The request whose head is `buf[:end]` if this front answers it, else None (aiohttp will)."""
-    line_end = buf.find(b"\r\n", 0, end)
+def read_plain_head(buf: bytes, start: int, end: int, limit: int, *, partial: bool = False) -> _Plain | None:
+    """The request whose head is `buf[start:end]` if this front answers it, else None (aiohttp
+    will); its offsets count from `start`. With `partial`, `buf[start:end]` is the complete lines
+    of a head still coming, and only what they hold is checked."""
+    line_end = buf.find(b"\r\n", start, end)
     if line_end < 0:
         line_end = end
-    if line_end > MAX_HEAD_BYTES:
+    if line_end - start > MAX_HEAD_BYTES:
         return None
-    parts = buf[:line_end].split(b" ")
+    parts = buf[start:line_end].split(b" ")
     if len(parts) != 3 or parts[0] != b"POST" or parts[2] != b"HTTP/1.1":
         return None
     target = parts[1]
@@ -115,11 +166,12 @@ def read_plain_head(buf: bytes, end: int, limit: int) -> _Plain | None:
     else:
         return None
     length = 0
-    has_length = close = False
+    close = False
+    ctype: bytes | None = None
     lines = buf[line_end + 2 : end].split(b"\r\n") if line_end < end else []
     if len(lines) > MAX_HEADERS:
         return None
-    ctype: bytes | None = None
+    singletons: set[bytes] = set()
     for line in lines:
         name, colon, value = line.partition(b":")
         if not colon or not name or len(line) > MAX_HEAD_BYTES or name.translate(None, _NOT_TOKEN) != name:
@@ -128,36 +180,65 @@ def read_plain_head(buf: bytes, end: int, limit: int) -> _Plain | None:
             return None
         value = value.strip(b" \t")
         lname = name.lower()
-        if lname == b"content-length":
-            if has_length or not value.isdigit() or len(value) > 18:
+        if lname in _SINGLETONS:
+            if lname in singletons:
+                return None  # aiohttp answers 400 to a second one
+            singletons.add(lname)
+            if lname == b"content-length":
+                if not value.isdigit() or len(value) > 18:
+                    return None
+                length = int(value)
+            elif lname == b"content-type":
+                ctype = value
+            elif lname == b"transfer-encoding":
                 return None
-            has_length = True
-            length = int(value)
-        elif lname == b"content-type":
-            if ctype is not None:
-                return None  # two: aiohttp's route reads the first
-            ctype = value
         elif lname == b"connection":
             tokens = {token.strip(b" \t").lower() for token in value.split(b",")}
             if b"upgrade" in tokens:
                 return None
             close = close or b"close" in tokens
-        elif lname in (b"transfer-encoding", b"expect", b"upgrade"):
+        elif lname in (b"expect", b"upgrade"):
             return None
+    if partial:
+        return _Plain(query, 0, 0, close)
+    if b"host" not in singletons:
+        return None  # aiohttp answers 400 without one
     if length > limit or (length and ctype not in _USUAL_TYPES):
         return None  # 413, or the content type checked through aiohttp's parser
-    return _Plain(query, end + 4, end + 4 + length, close)
+    body_start = end + 4 - start
+    return _Plain(query, body_start, body_start + length, close)
 
 
 class GatewayFront(asyncio.Protocol):
-    """One client connection, until it is handed to aiohttp."""
+    """One client connection, until it is handed to aiohttp.
 
-    __slots__ = ("_buf", "_closing", "_pending", "_read_paused", "_server", "_transport", "_write_paused")
+    aiohttp's parser answers a chunk of input that holds anything malformed with a lone 400,
+    even the well-formed requests before it in that chunk. So nothing is answered here until
+    every byte received is known to be plain requests (or the beginning of one): the heads are
+    read as data arrives, and at the first that is not plain the connection goes to aiohttp from
+    the first request not yet answered, which answers the rest as it would have.
+    """
+
+    __slots__ = (
+        "_buf",
+        "_closing",
+        "_hand_off_at",
+        "_pending",
+        "_queue",
+        "_read_paused",
+        "_scanned",
+        "_server",
+        "_transport",
+        "_write_paused",
+    )
 
     def __init__(self, server: FrontServer) -> None:
         self._server = server
         self._transport: asyncio.Transport | None = None
-        self._buf = b""
+        self._buf = b""  # from the first request not yet answered
+        self._queue: deque[_Plain] = deque()  # the requests in _buf whose heads were read
+        self._scanned = 0  # where in _buf the next head starts (beyond its end: in a body)
+        self._hand_off_at: int | None = None  # where in _buf aiohttp takes over, once answered up to it
         self._pending: asyncio.TimerHandle | None = None  # an answer waiting out its latency
         self._write_paused = False
         self._read_paused = False
@@ -183,6 +264,7 @@ class GatewayFront(asyncio.Protocol):
             self._pending = None
         self._transport = None
         self._buf = b""
+        self._queue.clear()
 
     def eof_received(self) -> bool:
         # The client sends no more: answer what it sent (an answer may be waiting out its latency,
@@ -199,6 +281,8 @@ class GatewayFront(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buf = self._buf + data if self._buf else data
+        if self._hand_off_at is None:
+            self._hand_off_at = self._scan()
         self._serve()
 
     def close(self) -> None:
@@ -206,30 +290,62 @@ class GatewayFront(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
+    def _scan(self) -> int | None:
+        """Read the heads that arrived. None when the input is plain requests (and the beginning
+        of one), else where in the buffer aiohttp takes over: the first request whose head
+        arrived with this chunk, since aiohttp answers such a chunk with a lone 400."""
+        queue = self._queue
+        if queue and queue[-1].close:
+            return None  # what follows a request that closes the connection is never read
+        buf = self._buf
+        pos = self._scanned
+        size = len(buf)
+        limit = self._server.limit
+        queued = len(queue)
+        first = pos
+        while pos < size:
+            end = buf.find(_HEAD_END, pos)
+            if end < 0:
+                if plain_so_far(buf, pos, limit):
+                    break
+                plain = None
+            else:
+                plain = read_plain_head(buf, pos, end, limit)
+            if plain is None or (plain.close and pos + plain.body_end < size):
+                while len(queue) > queued:  # aiohttp answers these too: they are in its chunk
+                    queue.pop()
+                return first  # (aiohttp also refuses bytes after a "Connection: close" request)
+            queue.append(plain)
+            pos += plain.body_end
+            if plain.close:
+                break
+        self._scanned = pos
+        return None
+
     def _serve(self) -> None:
-        """Answer the complete requests in the buffer, in order, until one must wait."""
+        """Answer the complete requests, in order, until one must wait; hand the connection to
+        aiohttp when it is due."""
         transport = self._transport
         if transport is None:
             return
-        server = self._server
-        gateway = server.gateway
-        while self._buf and self._pending is None and not self._write_paused:
-            buf = self._buf
-            end = buf.find(_HEAD_END)
-            if end < 0:
-                if len(buf) > MAX_HEAD_BYTES * 4:
-                    self._hand_off()
-                return
-            plain = read_plain_head(buf, end, server.limit)
-            if plain is None:
+        gateway = self._server.gateway
+        queue = self._queue
+        while self._pending is None:
+            if self._hand_off_at == 0:
                 self._hand_off()
                 return
-            if len(buf) < plain.body_end:
-                break  # the body is still coming
+            if self._write_paused or not queue or len(self._buf) < queue[0].body_end:
+                break
+            plain = queue.popleft()
             started = time.perf_counter()
-            body = buf[plain.body_start : plain.body_end]
-            self._buf = buf[plain.body_end :]
-            server.answered += 1
+            buf = self._buf
+            consumed = plain.body_end
+            body = buf[plain.body_start : consumed]
+            self._buf = buf[consumed:]
+            self._scanned -= consumed
+            if self._hand_off_at is not None:
+                self._hand_off_at -= consumed
+            self._server.answered += 1
             reply = gateway.dispatch(plain.query, body, started, time.time())
             if reply.delay > 0:
                 self._pending = asyncio.get_running_loop().call_later(
