@@ -295,8 +295,6 @@ class GatewayFront(asyncio.Protocol):
         of one), else where in the buffer aiohttp takes over: the first request whose head
         arrived with this chunk, since aiohttp answers such a chunk with a lone 400."""
         queue = self._queue
-        if queue and queue[-1].close:
-            return None  # what follows a request that closes the connection is never read
         buf = self._buf
         pos = self._scanned
         size = len(buf)

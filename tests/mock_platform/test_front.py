@@ -125,6 +125,8 @@ CASES = {
                  + b"%x\r\n" % len(send_form(1)) + send_form(1) + b"\r\n0\r\n\r\n"], 0),
     "expect-100": ([post(send_form(1), extra=b"Expect: 100-continue\r\n")], 0),
     "over-limit": ([post(b"method=x&pad=" + b"a" * 70_000)], 0),
+    "no-host": ([post(send_form(1)).replace(b"Host: 127.0.0.1\r\n", b"")], 0),
+    "two-hosts": ([post(send_form(1), extra=b"Host: 127.0.0.1\r\n")], 0),
     "space-before-colon": ([post(send_form(1), extra=b"X-Odd : 1\r\n")], 0),
     "two-lengths": ([post(send_form(1), extra=b"Content-Length: 5\r\n")], 0),
     "bad-length": ([post(send_form(1)).replace(b"Content-Length: ", b"Content-Length: +", 1)], 0),
