@@ -8,11 +8,14 @@ which reads the request head itself and answers the plain case through the same 
 Content-Length within the body limit, a usual form Content-Type, and nothing that needs more of
 HTTP (chunked bodies, `Expect`, `Upgrade`, obsolete line folding, odd bytes in the head).
 
-At the first request that is anything else (another route, another method, HTTP/1.0, a head this
-parser does not take as plain) the connection is handed to aiohttp's own protocol with every byte
-from that request on, and stays there: aiohttp remains the reference for everything, and the bad
-input tests run through it unchanged. Requests on a connection are answered in order; an
-injected latency holds the ones behind it, as it would on aiohttp.
+Anything else (another route, another method, HTTP/1.0, a head this parser does not take as
+plain, garbage) goes to aiohttp's own protocol, with the connection and every byte from the
+request where aiohttp's answers start to differ, and stays there: aiohttp remains the reference
+for everything, every 4xx included. aiohttp's parser refuses a chunk of input as a whole (one 400,
+none of the well-formed requests in it answered), so the front answers nothing of a chunk before
+all of it reads as plain requests; tests send the same random streams, cut anywhere, to a mock
+with the front and one without, and compare the answers. Requests on a connection are answered
+in order; an injected latency holds the ones behind it, as it would on aiohttp.
 """
 
 from __future__ import annotations
@@ -212,11 +215,10 @@ def read_plain_head(buf: bytes, start: int, end: int, limit: int, *, partial: bo
 class GatewayFront(asyncio.Protocol):
     """One client connection, until it is handed to aiohttp.
 
-    aiohttp's parser answers a chunk of input that holds anything malformed with a lone 400,
-    even the well-formed requests before it in that chunk. So nothing is answered here until
-    every byte received is known to be plain requests (or the beginning of one): the heads are
-    read as data arrives, and at the first that is not plain the connection goes to aiohttp from
-    the first request not yet answered, which answers the rest as it would have.
+    The heads are read as each chunk arrives (`_scan`). When the chunk holds anything but plain
+    requests (and the beginning of one), the requests whose heads came in earlier chunks are
+    still answered here, as aiohttp would have answered them, and the connection then goes to
+    aiohttp from the first request whose head came with that chunk.
     """
 
     __slots__ = (
