@@ -36,7 +36,9 @@ from mock_platform.gateway import USUAL_FORM_HEADERS, Gateway, Reply
 
 MAX_HEAD_BYTES = 8190  # aiohttp's own limit for the request line and each header line
 MAX_HEADERS = 100
-PAUSE_READING_BYTES = 256 * 1024  # unanswered input kept before reading stops
+PAUSE_READING_BYTES = 256 * 1024  # input kept behind an answer that waits, before reading stops
+MAX_BODY_BYTES = 256 * 1024  # a larger body (limits.max_body_bytes allows up to 16 MiB) goes to aiohttp
+KEEPALIVE_TIMEOUT_S = 75.0  # aiohttp's: an idle connection is closed after this (here, up to twice)
 _TARGET = b"/gateway.do"
 _PLAIN_START = b"POST /gateway.do"
 _HEAD_END = b"\r\n\r\n"
@@ -111,6 +113,8 @@ def plain_so_far(buf: bytes, start: int, limit: int) -> bool:
         line = buf[start:]
         if len(line) <= len(_PLAIN_START):
             return _PLAIN_START.startswith(line)
+        if not line.startswith(_PLAIN_START) or len(line) > MAX_HEAD_BYTES:
+            return False
         space = line.find(b" ", 5)
         target, version = (line[5:], b"") if space < 0 else (line[5:space], line[space + 1 :])
         return (
@@ -123,6 +127,8 @@ def plain_so_far(buf: bytes, start: int, limit: int) -> bool:
     if read_plain_head(buf, start, last, limit, partial=True) is None:
         return False
     rest = buf[last + 2 :]  # the line still coming
+    if len(rest) > MAX_HEAD_BYTES:
+        return False
     if rest == b"\r":
         return True  # the blank line that ends the head, but for its LF
     name, colon, value = rest.partition(b":")
@@ -195,19 +201,19 @@ def read_plain_head(buf: bytes, start: int, end: int, limit: int, *, partial: bo
                 ctype = value
             elif lname == b"transfer-encoding":
                 return None
-        elif lname == b"connection":
+        elif lname == b"connection" or lname == b"proxy-connection":  # llhttp reads both
             tokens = {token.strip(b" \t").lower() for token in value.split(b",")}
             if b"upgrade" in tokens:
                 return None
             close = close or b"close" in tokens
-        elif lname in (b"expect", b"upgrade"):
+        elif lname in (b"expect", b"upgrade", b"content-encoding"):
             return None
     if partial:
         return _Plain(query, 0, 0, close)
     if b"host" not in singletons:
         return None  # aiohttp answers 400 without one
-    if length > limit or (length and ctype not in _USUAL_TYPES):
-        return None  # 413, or the content type checked through aiohttp's parser
+    if length > limit or length > MAX_BODY_BYTES or (length and ctype not in _USUAL_TYPES):
+        return None  # 413; a body aiohttp streams better; the content type checked by aiohttp
     body_start = end + 4 - start
     return _Plain(query, body_start, body_start + length, close)
 
@@ -222,6 +228,7 @@ class GatewayFront(asyncio.Protocol):
     """
 
     __slots__ = (
+        "_active",
         "_buf",
         "_closing",
         "_hand_off_at",
@@ -244,7 +251,8 @@ class GatewayFront(asyncio.Protocol):
         self._pending: asyncio.TimerHandle | None = None  # an answer waiting out its latency
         self._write_paused = False
         self._read_paused = False
-        self._closing = False
+        self._closing = False  # the server is stopping: close once the answer waiting is sent
+        self._active = True  # read something since the server's last look for idle connections
 
     @property
     def reading_paused(self) -> bool:
@@ -255,8 +263,9 @@ class GatewayFront(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self._server.connections.add(self)
         sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as aiohttp does
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):  # as aiohttp does
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server.connections.discard(self)
@@ -269,10 +278,9 @@ class GatewayFront(asyncio.Protocol):
         self._queue.clear()
 
     def eof_received(self) -> bool:
-        # The client sends no more: answer what it sent (an answer may be waiting out its latency,
-        # or for the client to read), then close.
-        self._closing = True
-        return self._pending is not None or self._write_paused
+        # The client sends no more: close, what was written still goes out. aiohttp does the same
+        # (and cancels the handlers still running), so an answer waiting out its latency is dropped.
+        return False
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -282,15 +290,28 @@ class GatewayFront(asyncio.Protocol):
         self._serve()
 
     def data_received(self, data: bytes) -> None:
+        self._active = True
         self._buf = self._buf + data if self._buf else data
         if self._hand_off_at is None:
             self._hand_off_at = self._scan()
         self._serve()
 
     def close(self) -> None:
-        """Close the connection (server shutdown); an answer still waiting is dropped."""
+        """Close the connection now; an answer still waiting is dropped."""
         if self._transport is not None:
             self._transport.close()
+
+    def close_when_answered(self) -> None:
+        """Close once the answer waiting out its latency is sent (now, when none is)."""
+        self._closing = True
+        if self._pending is None:
+            self.close()
+
+    def close_if_idle(self) -> None:
+        """Close when nothing was read since the last call and nothing is waiting."""
+        if not self._active and self._pending is None and not self._buf:
+            self.close()
+        self._active = False
 
     def _scan(self) -> int | None:
         """Read the heads that arrived. None when the input is plain requests (and the beginning
@@ -357,13 +378,13 @@ class GatewayFront(asyncio.Protocol):
         self._flow(transport)
 
     def _flow(self, transport: asyncio.Transport) -> None:
-        """Stop reading while unanswered input piles up, read again once it is small; after the
-        client's EOF, close once nothing is left to answer."""
+        """Stop reading while input piles up behind an answer that waits (its latency, or the
+        client to read), read again once it is answered; when stopping, close."""
         if self._closing:
-            if self._pending is None and not self._write_paused:
-                transport.close()
+            transport.close()
             return
-        waiting = len(self._buf) > PAUSE_READING_BYTES
+        blocked = self._pending is not None or self._write_paused
+        waiting = blocked and len(self._buf) > PAUSE_READING_BYTES
         if waiting and not self._read_paused:
             transport.pause_reading()
             self._read_paused = True
@@ -413,34 +434,55 @@ class GatewayFront(asyncio.Protocol):
             transport.resume_reading()
         buf, self._buf, self._transport = self._buf, b"", None
         protocol.data_received(buf)
-        if self._closing:
-            protocol.eof_received()
 
 
 class FrontServer:
     """The listening socket, whose connections start on GatewayFront; `fallback()` makes aiohttp's
     protocol (its web.Server) for a hand-off. Counts what it answered and what it handed off."""
 
-    def __init__(self, gateway: Gateway, fallback: Callable[[], asyncio.Protocol]) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        fallback: Callable[[], asyncio.Protocol],
+        *,
+        keepalive_timeout: float = KEEPALIVE_TIMEOUT_S,
+    ) -> None:
         self.gateway = gateway
         self.fallback = fallback
         self.limit = gateway.state.config.max_body_bytes
         self.connections: set[GatewayFront] = set()
         self.answered = 0  # requests answered here
         self.handed_off = 0  # connections given to aiohttp
+        self._keepalive_timeout = keepalive_timeout
         self._server: asyncio.AbstractServer | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
 
     async def listen(self, host: str, port: int, *, backlog: int) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: GatewayFront(self), host, port, backlog=backlog)
+        self._sweeper = loop.call_later(self._keepalive_timeout, self._sweep)
 
     @property
     def sockets(self) -> Any:
         return self._server.sockets if self._server is not None else ()
 
-    def close(self) -> None:
-        """Stop listening and close the connections still here (aiohttp closes its own)."""
+    def _sweep(self) -> None:
+        """Close the connections idle since the last sweep: the keep-alive timeout, give or take."""
+        for connection in list(self.connections):
+            connection.close_if_idle()
+        self._sweeper = asyncio.get_running_loop().call_later(self._keepalive_timeout, self._sweep)
+
+    async def close(self, timeout: float) -> None:
+        """Stop listening, close idle connections, give the answers still waiting out an injected
+        latency up to `timeout` seconds (aiohttp's graceful shutdown does the same), close the rest."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._server is not None:
             self._server.close()
+        for connection in list(self.connections):
+            connection.close_when_answered()
+        deadline = time.monotonic() + timeout
+        while self.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         for connection in list(self.connections):
             connection.close()

@@ -161,12 +161,19 @@ def check_form_type(request: web.Request) -> None:
         raise _invalid("isv.invalid-charset", f"charset {charset} is not supported; use utf-8")
 
 
-def form_params(query: bytes, body: bytes) -> dict[str, str]:
-    """Query-string params merged with the form body's (the form wins on a clash)."""
+def form_params(query: bytes, body: bytes, not_form: Refusal | None = None) -> dict[str, str]:
+    """Query-string params merged with the form body's (the form wins on a clash); a body that
+    is not a UTF-8 form (`not_form`) is refused once the query is read, as it always was."""
     params = _parse_qs(query, "query string") if query else {}
+    if not_form is not None:
+        raise not_form
     if body:
         params.update(_parse_qs(body, "request body"))
     return params
+
+
+def _internal_error() -> dict:
+    return GatewayError("20000", "isp.unknow-error", "internal error in the mock platform").body()
 
 
 class Reply:
@@ -211,18 +218,14 @@ class Gateway:
         """The aiohttp route: every request `front.py` does not answer itself comes here."""
         started = time.perf_counter()
         try:
-            if request.method != "POST":
-                raise Refusal("40002", "isv.invalid-parameter", "gateway.do accepts POST only", status=405)
-            limit = self.state.config.max_body_bytes
-            body = buffered_body(request, limit)
-            if body is None:
-                body = await read_body(request, limit)
-            if body:
-                check_form_type(request)
+            body, not_form = await self._read_form(request)
         except Refusal as error:
             reply = self.refused(error, started)
+        except Exception:  # a body aiohttp cannot decode (a bad gzip, ...): still an envelope
+            log.exception("gateway: cannot read the request body")
+            reply = self.refused(None, started)
         else:
-            reply = self.dispatch(query_bytes(request), body, started, time.time())
+            reply = self.dispatch(query_bytes(request), body, started, time.time(), not_form)
         if reply.delay > 0:
             await asyncio.sleep(reply.delay)
         if reply.drop is not None:
@@ -234,20 +237,44 @@ class Gateway:
             response.force_close()  # the rest of the body was never read
         return response
 
-    def refused(self, error: Refusal, started: float) -> Reply:
-        """The Reply for a refusal found before the params were read (405, 413, content type)."""
-        node = envelope.ERROR_NODE if error.error_node else envelope.node_name(INVALID_METHOD)
+    async def _read_form(self, request: web.Request) -> tuple[bytes, Refusal | None]:
+        """The body (405 and 413 raised), and the refusal of a body that is not a UTF-8 form,
+        which `dispatch` raises once it has read the query."""
+        if request.method != "POST":
+            raise Refusal("40002", "isv.invalid-parameter", "gateway.do accepts POST only", status=405)
+        limit = self.state.config.max_body_bytes
+        body = buffered_body(request, limit)
+        if body is None:
+            body = await read_body(request, limit)
+        if body:
+            try:
+                check_form_type(request)
+            except Refusal as error:
+                return body, error
+        return body, None
+
+    def refused(self, error: Refusal | None, started: float) -> Reply:
+        """The Reply for a refusal before the params were read (405, 413), or for None: the body
+        could not be read at all (20000)."""
         signed = self.state.config.sign_responses
+        if error is None:
+            return Reply(200, envelope.ERROR_NODE, _internal_error(), signed, INVALID_METHOD, started)
+        node = envelope.ERROR_NODE if error.error_node else envelope.node_name(INVALID_METHOD)
         return Reply(error.status, node, error.body(), signed, INVALID_METHOD, started)
 
-    def dispatch(self, query: bytes, body: bytes, started: float, now: float) -> Reply:
+    def dispatch(
+        self, query: bytes, body: bytes, started: float, now: float, not_form: Refusal | None = None
+    ) -> Reply:
         """Read the params, check method, app and signature, parse biz_content, ask the faults, run
-        the handler (synchronously: it is the ledger's critical section). Never raises."""
+        the handler (synchronously: it is the ledger's critical section). Never raises.
+
+        `not_form`: the refusal of a body that is not a UTF-8 form, raised after the query is read.
+        """
         state = self.state
         method_label = INVALID_METHOD
         signed = state.config.sign_responses
         try:
-            params = form_params(query, body)
+            params = form_params(query, body, not_form)
             sign = params.get("sign", "")
             signed = signed or bool(sign)
             method = params.get("method", "")
@@ -273,9 +300,8 @@ class Gateway:
             return Reply(error.status, node, error.body(), signed, method_label, started)
         except Exception:  # a mock bug must still answer an envelope, as Alipay's 20000 does
             log.exception("gateway: unexpected error")
-            inner = GatewayError("20000", "isp.unknow-error", "internal error in the mock platform").body()
             node = envelope.ERROR_NODE if method_label == INVALID_METHOD else envelope.node_name(method_label)
-            return Reply(200, node, inner, signed, method_label, started)
+            return Reply(200, node, _internal_error(), signed, method_label, started)
 
     def _check(self, params: dict[str, str], method: str, sign: str, now: float) -> Call:
         """App id, signature and biz_content; the Call for the handler."""
@@ -347,9 +373,16 @@ class Gateway:
 
     def render(self, reply: Reply) -> bytes:
         """The envelope's bytes, signed when the request was (or --sign-responses); counts the call
-        in the metrics, its latency measured up to now."""
+        in the metrics, its latency measured up to now. A result that cannot be written (a mock
+        bug) answers 20000 instead, as an error raised in the handler would."""
+        signer = self._signer if reply.signed else None
+        try:
+            body = envelope.render(reply.node, reply.inner, signer)
+        except Exception:
+            log.exception("gateway: cannot render the answer")
+            reply.inner = _internal_error()
+            body = envelope.render(reply.node, reply.inner, signer)
         inner = reply.inner
-        body = envelope.render(reply.node, inner, self._signer if reply.signed else None)
         code = inner["code"]
         sub_code = inner.get("sub_code")
         self.state.metrics.observe(

@@ -6,12 +6,13 @@ The CLI and the tests start the mock through `start_serving`, so what the tests 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
 
 from mock_platform.app import GATEWAY
-from mock_platform.front import FrontServer
+from mock_platform.front import KEEPALIVE_TIMEOUT_S, FrontServer
 
 BACKLOG = 4096  # 10,000 clients connecting at once must not be refused
 
@@ -19,9 +20,10 @@ BACKLOG = 4096  # 10,000 clients connecting at once must not be refused
 class Serving:
     """A mock listening on one address; `stop()` closes it and every connection."""
 
-    def __init__(self, runner: web.AppRunner, front: FrontServer | None) -> None:
+    def __init__(self, runner: web.AppRunner, front: FrontServer | None, shutdown_timeout: float) -> None:
         self._runner = runner
         self._front = front
+        self._shutdown_timeout = shutdown_timeout
 
     @property
     def address(self) -> tuple[str, int]:
@@ -43,26 +45,35 @@ class Serving:
         return self._front
 
     async def stop(self) -> None:
-        if self._front is not None:
-            self._front.close()
-        await self._runner.cleanup()
+        """Stop listening; answers under way get up to the shutdown timeout, on both paths at once."""
+        if self._front is None:
+            await self._runner.cleanup()
+        else:
+            await asyncio.gather(self._front.close(self._shutdown_timeout), self._runner.cleanup())
 
 
 async def start_serving(
-    app: web.Application, host: str, port: int, *, front: bool = True, shutdown_timeout: float = 1.0
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    front: bool = True,
+    shutdown_timeout: float = 1.0,
+    keepalive_timeout: float = KEEPALIVE_TIMEOUT_S,
 ) -> Serving:
     """Serve `app` (from create_app) on host:port; with `front=False`, every request, gateway
-    included, goes through aiohttp's own request cycle (slower; the reference to compare with)."""
+    included, goes through aiohttp's own request cycle (slower; the reference to compare with).
+    `keepalive_timeout` is the front's; aiohttp keeps its own 75 s."""
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     try:
         if not front:
             await web.TCPSite(runner, host, port, backlog=BACKLOG).start()
-            return Serving(runner, None)
+            return Serving(runner, None, shutdown_timeout)
         assert runner.server is not None
-        server = FrontServer(app[GATEWAY], runner.server)
+        server = FrontServer(app[GATEWAY], runner.server, keepalive_timeout=keepalive_timeout)
         await server.listen(host, port, backlog=BACKLOG)
     except BaseException:
         await runner.cleanup()
         raise
-    return Serving(runner, server)
+    return Serving(runner, server, shutdown_timeout)

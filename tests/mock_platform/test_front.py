@@ -8,6 +8,7 @@ path (what real clients send) are checked to take it.
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 import re
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 from mock_platform import signing
-from mock_platform.front import MAX_HEAD_BYTES, read_plain_head
+from mock_platform.front import MAX_BODY_BYTES, MAX_HEAD_BYTES, PAUSE_READING_BYTES, read_plain_head
 
 ACT = "ACT1"
 SEED = {
@@ -127,6 +128,12 @@ CASES = {
     "over-limit": ([post(b"method=x&pad=" + b"a" * 70_000)], 0),
     "no-host": ([post(send_form(1)).replace(b"Host: 127.0.0.1\r\n", b"")], 0),
     "two-hosts": ([post(send_form(1), extra=b"Host: 127.0.0.1\r\n")], 0),
+    "gzip": ([post(gzip.compress(form("no.such")), extra=b"Content-Encoding: gzip\r\n")], 0),
+    "not-gzip": ([post(form("no.such"), extra=b"Content-Encoding: gzip\r\n")], 0),
+    "proxy-connection-close": ([post(send_form(1), extra=b"Proxy-Connection: close\r\n")], 1),
+    "then-bad-method-start": ([post(send_form(1)) + b"XXXXX/gateway.do?a=1", post(send_form(2))[20:]], 0),
+    "then-long-target": ([post(send_form(1)) + b"POST /gateway.do?" + b"a" * 9000], 0),
+    "then-long-header": ([post(send_form(1)) + post(send_form(2))[:60] + b"X-A: " + b"a" * 9000], 0),
     "space-before-colon": ([post(send_form(1), extra=b"X-Odd : 1\r\n")], 0),
     "two-lengths": ([post(send_form(1), extra=b"Content-Length: 5\r\n")], 0),
     "bad-length": ([post(send_form(1)).replace(b"Content-Length: ", b"Content-Length: +", 1)], 0),
@@ -260,16 +267,71 @@ def test_latency_holds_the_requests_behind_it_in_order(make_mock) -> None:
     assert stats["calls"] == 2
 
 
-def test_half_close_still_gets_the_late_answer(make_mock) -> None:
-    mock = make_mock({"seed": SEED, "faults": {SEND: {"latency": {"dist": "constant", "ms": 100}}}})
+@pytest.mark.parametrize("front", [True, False], ids=["fast-path", "aiohttp-only"])
+def test_half_close_drops_the_late_answer_as_aiohttp_does(make_mock, front: bool) -> None:
+    faults = {SEND: {"latency": {"dist": "constant", "ms": 100}}}
+    mock = make_mock({"seed": SEED, "faults": faults}, front=front)
     host, port = mock.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as sock:
         sock.sendall(post(send_form(1)))
         sock.shutdown(socket.SHUT_WR)
+        assert sock.recv(65536) == b""  # closed, no answer: aiohttp cancels the handler
+    assert mock.admin("GET", "/admin/health")[0] == 200  # still serving
+
+
+@pytest.mark.parametrize("front", [True, False], ids=["fast-path", "aiohttp-only"])
+def test_stopping_still_sends_an_answer_waiting_out_its_latency(make_mock, front: bool) -> None:
+    faults = {SEND: {"latency": {"dist": "constant", "ms": 300}}}
+    mock = make_mock({"seed": SEED, "faults": faults}, front=front)
+    host, port = mock.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(post(send_form(1)))
+        time.sleep(0.05)
+        stopper = threading.Thread(target=mock.stop)
+        stopper.start()
         out = b""
         while chunk := sock.recv(65536):
             out += chunk
-    assert out.startswith(b"HTTP/1.1 200 OK") and b"voucher_id" in out  # then EOF: the loop ended
+        stopper.join(10)
+    assert out.startswith(b"HTTP/1.1 200 OK") and b"voucher_id" in out
+
+
+def test_idle_connections_are_closed_after_the_keepalive_timeout(make_mock) -> None:
+    mock = make_mock(keepalive_timeout=0.2)
+    host, port = mock.url.removeprefix("http://").split(":")
+    with (
+        socket.create_connection((host, int(port)), timeout=5) as idle,
+        socket.create_connection((host, int(port)), timeout=5) as busy,
+    ):
+        for sock in (idle, busy):
+            sock.sendall(post(form("no.such")))
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        started = time.monotonic()
+        while time.monotonic() - started < 0.3:  # the busy one keeps talking
+            busy.sendall(post(form("no.such")))
+            assert busy.recv(65536).startswith(b"HTTP/1.1 200 OK")
+            time.sleep(0.05)
+        assert idle.recv(65536) == b""  # closed by the server
+        assert time.monotonic() - started < 2
+        busy.sendall(post(form("no.such")))
+        assert busy.recv(65536).startswith(b"HTTP/1.1 200 OK")
+
+
+@pytest.mark.parametrize("size", [MAX_BODY_BYTES, 400_000], ids=["front-largest", "aiohttp-larger"])
+def test_a_large_body_allowed_by_the_limit_is_answered_as_aiohttp_does(make_mock, size: int) -> None:
+    """The largest body the front takes, with a long header (so the request is larger than the
+    input the front keeps before it stops reading), and a larger one, which aiohttp takes."""
+    config = {"seed": SEED, "limits": {"max_body_bytes": 4_000_000}}
+    fast, plain = make_mock(config, front=True), make_mock(config, front=False)
+    body = send_form(1) + b"&pad="
+    body += b"p" * (size - len(body))
+    request = post(body, extra=b"X-Pad: " + b"x" * 8000 + b"\r\n")
+    assert len(request) > PAUSE_READING_BYTES + 1000
+    pieces = [request[i : i + 10_000] for i in range(0, len(request), 10_000)]
+    got, want = exchange(fast.url, pieces), exchange(plain.url, pieces)
+    assert b"voucher_id" in want
+    assert DATE_RE.sub(b"", got) == DATE_RE.sub(b"", want)
+    assert fast.serving.front.answered == (1 if size <= MAX_BODY_BYTES else 0)
 
 
 def test_a_client_gone_before_its_late_answer_leaves_the_server_serving(make_mock) -> None:

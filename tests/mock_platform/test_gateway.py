@@ -15,7 +15,9 @@ from alipay.aop.api.util.SignatureUtils import get_sign_content, sign_with_rsa2
 from cryptography.hazmat.primitives import serialization
 
 from mock_platform import envelope, signing
-from mock_platform.gateway import parse_form
+from mock_platform.app import GATEWAY, create_app
+from mock_platform.config import MockConfig
+from mock_platform.gateway import Reply, parse_form
 from mock_platform.methods import METHODS
 
 APP_ID = "2021000000000001"
@@ -344,6 +346,31 @@ def test_bad_input_gets_a_well_formed_envelope(make_mock, front, body, headers, 
     assert (inner["code"], inner.get("sub_code")) == (code, sub_code), inner
     assert inner["msg"] and inner["sub_msg"]
     assert mock_server.admin("GET", "/admin/health")[0] == 200  # still serving
+
+
+def test_a_bad_query_is_refused_before_a_body_that_is_not_a_form(make_mock, front) -> None:
+    mock = make_mock(front=front)
+    status, _, raw = post(mock, b'{"a":1}', {"Content-Type": "application/json"}, "/gateway.do?method=%FF")
+    assert status == 200 and doc_of(raw)[1]["sub_code"] == "isv.invalid-charset"
+
+
+def test_a_body_that_cannot_be_decoded_answers_20000(make_mock, front) -> None:
+    mock = make_mock(front=front)
+    headers = {**FORM, "Content-Encoding": "gzip"}
+    status, _, raw = post(mock, b"method=alipay.user.info.share&app_id=1", headers)
+    assert status == 200
+    node, inner = doc_of(raw)
+    assert (node, inner["code"], inner["sub_code"]) == ("error_response", "20000", "isp.unknow-error")
+    assert mock.admin("GET", "/admin/health")[0] == 200
+
+
+def test_a_result_that_cannot_be_written_answers_20000() -> None:
+    """A mock bug (a handler result orjson cannot write) still answers an envelope."""
+    gateway = create_app(MockConfig())[GATEWAY]
+    inner = {"code": "10000", "msg": "Success", "bad": object()}
+    reply = Reply(200, "alipay_user_info_share_response", inner, False, "alipay.user.info.share", 0.0)
+    node, inner = doc_of(gateway.render(reply))
+    assert node == "alipay_user_info_share_response" and inner["code"] == "20000"
 
 
 def test_get_is_refused_with_an_envelope(mock_server) -> None:
