@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import struct
 import time
 from collections import deque
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from typing import Any, cast
 
 from aiohttp.http import SERVER_SOFTWARE
 
-from mock_platform.gateway import USUAL_FORM_HEADERS, Gateway, Reply
+from mock_platform.gateway import USUAL_FORM_HEADERS, Gateway, Reply, close_transport
 
 MAX_HEAD_BYTES = 8190  # aiohttp's own limit for the request line and each header line
 MAX_HEADERS = 100
@@ -86,21 +85,37 @@ class _DateHeader:
 _DATE = _DateHeader()
 
 
+_OK = b"HTTP/1.1 200 OK"
+_TYPE_LENGTH = b"\r\nContent-Type: application/json;charset=utf-8\r\nContent-Length: "
+_SERVER = b"\r\nServer: " + SERVER_SOFTWARE.encode("ascii")
+
+
 def _head(status: int, length: int, close: bool) -> bytes:
     """The response head, with the headers aiohttp's route sends, in its order."""
     return b"".join(
         (
-            b"HTTP/1.1 ",
-            b"200 OK" if status == 200 else f"{status} {HTTPStatus(status).phrase}".encode("ascii"),
-            b"\r\nContent-Type: application/json;charset=utf-8\r\nContent-Length: ",
+            _OK if status == 200 else f"HTTP/1.1 {status} {HTTPStatus(status).phrase}".encode(),
+            _TYPE_LENGTH,
             str(length).encode("ascii"),
             b"\r\nDate: ",
             _DATE.value(),
-            b"\r\nServer: ",
-            SERVER_SOFTWARE.encode("ascii"),
+            _SERVER,
             b"\r\nConnection: close\r\n\r\n" if close else b"\r\n\r\n",
         )
     )
+
+
+def _query_of(target: bytes) -> bytes | None:
+    """The raw query of a request target the front answers (b"" for none), else None."""
+    if target == _TARGET:
+        return b""
+    if (
+        target.startswith(b"/gateway.do?")
+        and b"#" not in target
+        and len(target.translate(None, _NOT_IN_TARGET)) == len(target)
+    ):
+        return target[12:]
+    return None
 
 
 def plain_so_far(buf: bytes, start: int, limit: int) -> bool:
@@ -117,13 +132,7 @@ def plain_so_far(buf: bytes, start: int, limit: int) -> bool:
             return False
         space = line.find(b" ", 5)
         target, version = (line[5:], b"") if space < 0 else (line[5:space], line[space + 1 :])
-        return (
-            target.startswith(_TARGET)
-            and (target == _TARGET or target[11:12] == b"?")
-            and b"#" not in target
-            and len(target.translate(None, _NOT_IN_TARGET)) == len(target)
-            and b"HTTP/1.1\r".startswith(version)
-        )
+        return _query_of(target) is not None and b"HTTP/1.1\r".startswith(version)
     if read_plain_head(buf, start, last, limit, partial=True) is None:
         return False
     rest = buf[last + 2 :]  # the line still coming
@@ -163,16 +172,8 @@ def read_plain_head(buf: bytes, start: int, end: int, limit: int, *, partial: bo
     parts = buf[start:line_end].split(b" ")
     if len(parts) != 3 or parts[0] != b"POST" or parts[2] != b"HTTP/1.1":
         return None
-    target = parts[1]
-    if target == _TARGET:
-        query = b""
-    elif (
-        target.startswith(b"/gateway.do?")
-        and b"#" not in target
-        and len(target.translate(None, _NOT_IN_TARGET)) == len(target)
-    ):
-        query = target[12:]
-    else:
+    query = _query_of(parts[1])
+    if query is None:
         return None
     length = 0
     close = False
@@ -269,7 +270,6 @@ class GatewayFront(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server.connections.discard(self)
-        self._closing = True
         if self._pending is not None:
             self._pending.cancel()
             self._pending = None
@@ -398,13 +398,7 @@ class GatewayFront(asyncio.Protocol):
         if transport is None:
             return False
         if reply.drop is not None:
-            if reply.drop == "reset":
-                sock = transport.get_extra_info("socket")
-                if sock is not None:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                transport.abort()
-            else:
-                transport.close()
+            close_transport(transport, reset=reply.drop == "reset")
             return False
         body = self._server.gateway.render(reply)
         transport.write(_head(reply.status, len(body), close) + body)

@@ -14,7 +14,8 @@ import logging
 import socket
 import struct
 import time
-from typing import TYPE_CHECKING, Any, NoReturn
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 from urllib.parse import unquote_to_bytes
 
 import orjson
@@ -176,6 +177,7 @@ def _internal_error() -> dict:
     return GatewayError("20000", "isp.unknow-error", "internal error in the mock platform").body()
 
 
+@dataclass(slots=True)  # not frozen: its __init__ would cost more on the hot path
 class Reply:
     """What the gateway answers, before it is rendered: rendering (and the latency metric) waits
     for `delay`, the injected latency; `drop` ("close" or "reset") ends the connection instead.
@@ -183,27 +185,14 @@ class Reply:
     Both HTTP fronts (aiohttp's route and `front.py`) carry it out the same way.
     """
 
-    __slots__ = ("delay", "drop", "inner", "method", "node", "signed", "started", "status")
-
-    def __init__(
-        self,
-        status: int,
-        node: str,
-        inner: dict,
-        signed: bool,
-        method: str,
-        started: float,
-        delay: float = 0.0,
-        drop: str | None = None,
-    ) -> None:
-        self.status = status
-        self.node = node
-        self.inner = inner
-        self.signed = signed
-        self.method = method
-        self.started = started
-        self.delay = delay
-        self.drop = drop
+    status: int
+    node: str
+    inner: dict
+    signed: bool
+    method: str
+    started: float
+    delay: float = 0.0
+    drop: str | None = None
 
 
 class Gateway:
@@ -391,15 +380,19 @@ class Gateway:
         return body
 
 
-def drop_connection(request: web.Request, *, reset: bool) -> NoReturn:
-    """Close the client's connection without an answer: a TCP RST when `reset`, else a FIN."""
-    transport = request.transport
-    if transport is not None:
+def close_transport(transport: asyncio.BaseTransport, *, reset: bool) -> None:
+    """Close a connection without an answer: a TCP RST when `reset`, else a FIN."""
+    if reset:
         sock = transport.get_extra_info("socket")
-        if reset:
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            transport.abort()
-        else:
-            transport.close()
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        cast(asyncio.Transport, transport).abort()
+    else:
+        transport.close()
+
+
+def drop_connection(request: web.Request, *, reset: bool) -> NoReturn:
+    """Close the client's connection without an answer (see close_transport), ending the handler."""
+    if request.transport is not None:
+        close_transport(request.transport, reset=reset)
     raise asyncio.CancelledError

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from mock_platform.app import STATE, MockState, create_app
 from mock_platform.config import MockConfig
+from mock_platform.front import KEEPALIVE_TIMEOUT_S
 from mock_platform.serving import Serving, start_serving
 
 START_TIMEOUT_S = 15.0
@@ -188,7 +189,7 @@ def make_mock() -> Iterator[Any]:
         config: MockConfig | Mapping[str, Any] | None = None,
         *,
         front: bool = True,
-        keepalive_timeout: float = 75.0,
+        keepalive_timeout: float = KEEPALIVE_TIMEOUT_S,
         **options: Any,
     ) -> RunningMock:
         if not isinstance(config, MockConfig):

@@ -60,10 +60,18 @@ def post(body: bytes, target: bytes = b"/gateway.do", extra: bytes = b"", ctype:
     )  # fmt: skip
 
 
-def exchange(url: str, pieces: list[bytes], timeout: float = 5.0, pause: float = 0.02) -> bytes:
+def connect(mock: Any, timeout: float = 5.0) -> socket.socket:
+    return socket.create_connection(mock.serving.address, timeout=timeout)
+
+
+def latency_mock(make_mock, ms: int, **options: Any) -> Any:
+    """A seeded mock whose voucher.send waits `ms` before answering."""
+    return make_mock({"seed": SEED, "faults": {SEND: {"latency": {"dist": "constant", "ms": ms}}}}, **options)
+
+
+def exchange(mock: Any, pieces: list[bytes], timeout: float = 5.0, pause: float = 0.02) -> bytes:
     """Send `pieces` (`pause` between them), then read until the server closes or is quiet."""
-    host, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+    with connect(mock, timeout) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # each piece its own segment
         try:
             for i, piece in enumerate(pieces):
@@ -150,7 +158,7 @@ CASES = {
 @pytest.mark.parametrize(("pieces", "answered"), CASES.values(), ids=CASES.keys())
 def test_the_front_answers_as_aiohttp_does(make_mock, pieces: list[bytes], answered: int) -> None:
     fast, plain = pair(make_mock)
-    got, want = exchange(fast.url, pieces), exchange(plain.url, pieces)
+    got, want = exchange(fast, pieces), exchange(plain, pieces)
     assert want.startswith(b"HTTP/1."), want  # a case that gets no answer would prove nothing
     assert DATE_RE.sub(b"", got) == DATE_RE.sub(b"", want)
     front = fast.serving.front
@@ -209,8 +217,8 @@ def test_random_heads_get_the_same_answer_both_ways(make_mock) -> None:
     rng = random.Random(20261124)
     for i in range(200):
         request = mutate(rng, post(send_form(i), b"/gateway.do?charset=utf-8"))
-        got = exchange(fast.url, [request, CLOSE], timeout=2.0, pause=0.005)
-        want = exchange(plain.url, [request, CLOSE], timeout=2.0, pause=0.005)
+        got = exchange(fast, [request, CLOSE], timeout=2.0, pause=0.005)
+        want = exchange(plain, [request, CLOSE], timeout=2.0, pause=0.005)
         assert DATE_RE.sub(b"", got) == DATE_RE.sub(b"", want), request
     front = fast.serving.front
     assert front.answered > 50 and front.handed_off > 50  # both sides of the line were exercised
@@ -247,17 +255,17 @@ def test_random_streams_cut_anywhere_get_the_same_answers_both_ways(make_mock) -
         stream += CLOSE
         cuts = sorted(rng.sample(range(1, len(stream)), k=rng.randint(0, 3)))
         pieces = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
-        got = exchange(fast.url, pieces, timeout=2.0, pause=0.005)
-        want = exchange(plain.url, pieces, timeout=2.0, pause=0.005)
+        got = exchange(fast, pieces, timeout=2.0, pause=0.005)
+        want = exchange(plain, pieces, timeout=2.0, pause=0.005)
         assert comparable(got) == comparable(want), pieces
     front = fast.serving.front
     assert front.answered > 50 and front.handed_off > 50
 
 
 def test_latency_holds_the_requests_behind_it_in_order(make_mock) -> None:
-    mock = make_mock({"seed": SEED, "faults": {SEND: {"latency": {"dist": "constant", "ms": 150}}}})
+    mock = latency_mock(make_mock, 150)
     started = time.perf_counter()
-    out = exchange(mock.url, [post(send_form(1)) + post(form("no.such")) + post(send_form(2))])
+    out = exchange(mock, [post(send_form(1)) + post(form("no.such")) + post(send_form(2))])
     elapsed = time.perf_counter() - started
     bodies = re.findall(rb"\r\n\r\n(\{[^\r]*?\})(?=HTTP/|$)", out)
     assert len(bodies) == 3, out
@@ -269,10 +277,8 @@ def test_latency_holds_the_requests_behind_it_in_order(make_mock) -> None:
 
 @pytest.mark.parametrize("front", [True, False], ids=["fast-path", "aiohttp-only"])
 def test_half_close_drops_the_late_answer_as_aiohttp_does(make_mock, front: bool) -> None:
-    faults = {SEND: {"latency": {"dist": "constant", "ms": 100}}}
-    mock = make_mock({"seed": SEED, "faults": faults}, front=front)
-    host, port = mock.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
+    mock = latency_mock(make_mock, 100, front=front)
+    with connect(mock) as sock:
         sock.sendall(post(send_form(1)))
         sock.shutdown(socket.SHUT_WR)
         assert sock.recv(65536) == b""  # closed, no answer: aiohttp cancels the handler
@@ -281,10 +287,8 @@ def test_half_close_drops_the_late_answer_as_aiohttp_does(make_mock, front: bool
 
 @pytest.mark.parametrize("front", [True, False], ids=["fast-path", "aiohttp-only"])
 def test_stopping_still_sends_an_answer_waiting_out_its_latency(make_mock, front: bool) -> None:
-    faults = {SEND: {"latency": {"dist": "constant", "ms": 300}}}
-    mock = make_mock({"seed": SEED, "faults": faults}, front=front)
-    host, port = mock.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
+    mock = latency_mock(make_mock, 300, front=front)
+    with connect(mock) as sock:
         sock.sendall(post(send_form(1)))
         time.sleep(0.05)
         stopper = threading.Thread(target=mock.stop)
@@ -298,10 +302,9 @@ def test_stopping_still_sends_an_answer_waiting_out_its_latency(make_mock, front
 
 def test_idle_connections_are_closed_after_the_keepalive_timeout(make_mock) -> None:
     mock = make_mock(keepalive_timeout=0.2)
-    host, port = mock.url.removeprefix("http://").split(":")
     with (
-        socket.create_connection((host, int(port)), timeout=5) as idle,
-        socket.create_connection((host, int(port)), timeout=5) as busy,
+        connect(mock) as idle,
+        connect(mock) as busy,
     ):
         for sock in (idle, busy):
             sock.sendall(post(form("no.such")))
@@ -328,17 +331,16 @@ def test_a_large_body_allowed_by_the_limit_is_answered_as_aiohttp_does(make_mock
     request = post(body, extra=b"X-Pad: " + b"x" * 8000 + b"\r\n")
     assert len(request) > PAUSE_READING_BYTES + 1000
     pieces = [request[i : i + 10_000] for i in range(0, len(request), 10_000)]
-    got, want = exchange(fast.url, pieces), exchange(plain.url, pieces)
+    got, want = exchange(fast, pieces), exchange(plain, pieces)
     assert b"voucher_id" in want
     assert DATE_RE.sub(b"", got) == DATE_RE.sub(b"", want)
     assert fast.serving.front.answered == (1 if size <= MAX_BODY_BYTES else 0)
 
 
 def test_a_client_gone_before_its_late_answer_leaves_the_server_serving(make_mock) -> None:
-    mock = make_mock({"seed": SEED, "faults": {SEND: {"latency": {"dist": "constant", "ms": 200}}}})
-    host, port = mock.url.removeprefix("http://").split(":")
+    mock = latency_mock(make_mock, 200)
     for n in range(5):
-        with socket.create_connection((host, int(port)), timeout=5) as sock:
+        with connect(mock) as sock:
             sock.sendall(post(send_form(n)))
     time.sleep(0.3)
     assert mock.serving.front.connections == set()
@@ -348,11 +350,11 @@ def test_a_client_gone_before_its_late_answer_leaves_the_server_serving(make_moc
 def test_hang_closes_and_reset_resets(make_mock) -> None:
     mock = make_mock({"seed": SEED, "faults": {SEND: {"outage": {"mode": "hang", "hang_s": 0.2}}}})
     started = time.perf_counter()
-    assert exchange(mock.url, [post(send_form(1))]) == b"<EOF>"  # a FIN, no answer
+    assert exchange(mock, [post(send_form(1))]) == b"<EOF>"  # a FIN, no answer
     assert time.perf_counter() - started >= 0.2
     mock.admin("PUT", "/admin/faults", {SEND: {"outage": {"mode": "reset"}}})
     with pytest.raises(ConnectionResetError):
-        exchange(mock.url, [post(send_form(2))])
+        exchange(mock, [post(send_form(2))])
     assert mock.serving.front.answered == 2
 
 
@@ -367,8 +369,7 @@ def test_a_client_that_does_not_read_gets_every_answer_in_the_end(make_mock, app
              + b"&sign=AAAA&sign_type=RSA2&pad=" + b"p" * 8000)
         for i in range(n)
     )  # fmt: skip
-    host, port = mock.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=20) as sock:
+    with connect(mock, 20) as sock:
         sender = threading.Thread(target=sock.sendall, args=(requests,), daemon=True)
         sender.start()
         front = mock.serving.front
@@ -387,8 +388,7 @@ def test_a_client_that_does_not_read_gets_every_answer_in_the_end(make_mock, app
 
 def test_stopping_closes_idle_front_connections(make_mock) -> None:
     mock = make_mock()
-    host, port = mock.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
+    with connect(mock) as sock:
         sock.sendall(post(form("no.such")))
         assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
         mock.stop()
@@ -419,8 +419,7 @@ def test_real_clients_take_the_fast_path(make_mock) -> None:
 
     mock = make_mock({"seed": SEED})
     assert mock.gateway(SEND, {"activity_id": ACT, "out_biz_no": "u1", "user_id": "2088000000000001"})
-    host, port = mock.url.removeprefix("http://").split(":")
-    client = HTTPClient(host, int(port), connection_timeout=5, network_timeout=5)
+    client = HTTPClient(*mock.serving.address, connection_timeout=5, network_timeout=5)
     try:
         headers = {"Content-Type": "application/x-www-form-urlencoded;charset=utf-8"}
         response = client.post("/gateway.do", body=send_form(2), headers=headers)
