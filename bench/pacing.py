@@ -75,8 +75,8 @@ def bench_record(n: int = 100_000) -> dict[str, float]:
     from locust.env import Environment
     from locust.event import Events
 
-    from loadkit.measurement import Recorder
-    from loadkit.pacing import ArrivalPacer
+    from loadkit.engine.pacing import ArrivalPacer
+    from loadkit.measure.recorder import Recorder
     from loadkit.plan import parse_plan
 
     plan = parse_plan({"name": "bench", "stages": [{"duration": "1h", "qps": 1000, "gate": True}]})
@@ -163,8 +163,8 @@ def locust_run(mode: str, port: int, rate: float, users: int, duration: float, w
     from locust import FastHttpUser, constant, constant_throughput, task
     from locust.env import Environment
 
-    from loadkit.measurement import Recorder
-    from loadkit.pacing import ArrivalPacer, install
+    from loadkit.engine.pacing import ArrivalPacer, install
+    from loadkit.measure.recorder import Recorder
     from loadkit.plan import parse_plan
 
     class Target(FastHttpUser):

@@ -22,10 +22,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from loadkit.durations import format_duration
 from loadkit.plan import Plan, PlanError, load_plan
+from loadkit.plan.durations import format_duration
+from loadkit.plan.safety import UnsafeHostError, check_host
 from loadkit.reports import default_run_dir
-from loadkit.safety import UnsafeHostError, check_host
 
 EXIT_USAGE = 3
 MOCK_START_TIMEOUT_S = 30.0
@@ -127,7 +127,7 @@ def _run(args: argparse.Namespace, extra: Sequence[str]) -> int:
             env["LOADKIT_MOCK_ADMIN_TOKEN"] = mock.token
             env["LOADKIT_MOCK_URL"] = mock.url
             print(f"loadkit: mock platform at {mock.url}", flush=True)
-        entry = Path(__file__).with_name("locust_entry.py")
+        entry = Path(__file__).parent / "engine" / "locust_entry.py"
         cmd = [sys.executable, "-m", "locust", "-f", f"{entry},{locustfile}", "--plan", str(args.plan)]
         cmd += ["--host", host, "--report-dir", str(report_dir), "--csv", str(report_dir / "locust")]
         if args.history_db:

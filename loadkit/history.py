@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from loadkit.summary import json_safe
+from loadkit.measure.summary import json_safe
 
 DB_NAME = "loadkit-history.sqlite3"
 LOCK_TIMEOUT_S = 30.0

@@ -27,8 +27,8 @@ import jifenbao
 import red_envelope_rain
 from locust import task
 
-from loadkit.locust_plugin import current_session
-from loadkit.user import PlatformUser
+from loadkit.engine.plugin import current_session
+from loadkit.platform.user import PlatformUser
 
 FLASH_ROUND_S = 10.0
 

@@ -26,9 +26,9 @@ from collections.abc import Callable, Mapping
 import gevent
 from locust import task
 
-from loadkit.client import new_biz_no
-from loadkit.locust_plugin import current_session
-from loadkit.user import PlatformUser
+from loadkit.engine.plugin import current_session
+from loadkit.platform.client import new_biz_no
+from loadkit.platform.user import PlatformUser
 
 ACTIVITY_ID = "FLASH-SALE"
 EXPECTED = {"BUDGET_NOT_ENOUGH_ERROR": "sold_out", "EXCEED_USER_LIMIT": "user_limit"}

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from locust import task
 
-from loadkit.client import new_biz_no
-from loadkit.funnel import Funnel, think
-from loadkit.user import PlatformUser
+from loadkit.platform.client import new_biz_no
+from loadkit.platform.funnel import Funnel, think
+from loadkit.platform.user import PlatformUser
 
 ACTIVITY_ID = "FOLLOW-GIFT"
 EXPECTED = {"EXCEED_USER_LIMIT": "already_claimed", "BUDGET_NOT_ENOUGH_ERROR": "sold_out"}

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from locust import task
 
-from loadkit.client import new_biz_no
-from loadkit.funnel import think
-from loadkit.user import PlatformUser
+from loadkit.platform.client import new_biz_no
+from loadkit.platform.funnel import think
+from loadkit.platform.user import PlatformUser
 
 BUDGET_CODE = "JFB-CHANNEL"
 POINTS_PER_VISIT = 100  # 1 yuan

@@ -22,9 +22,9 @@ import random
 
 from locust import task
 
-from loadkit.client import new_biz_no
-from loadkit.funnel import think
-from loadkit.user import PlatformUser
+from loadkit.platform.client import new_biz_no
+from loadkit.platform.funnel import think
+from loadkit.platform.user import PlatformUser
 
 CROWD_NO = "RAIN-CAMPAIGN"
 EXPECTED = {"CASH_CAMP_BUDGET_INSUFFICIENT": "budget_exhausted", "EXCEED_TRIGGER_LIMIT": "trigger_limit"}

@@ -49,7 +49,7 @@ import time
 
 from locust import User, constant, events, task
 
-from loadkit import webui
+from loadkit.engine import webui
 
 SUMMARY = json.loads({summary!r})
 STARTED = {{"t0": None}}

@@ -14,9 +14,9 @@ from typing import Any
 
 import orjson
 
+from loadkit.measure.summary import json_safe
 from loadkit.reports.junit import render_junit
 from loadkit.reports.markdown import render_markdown
-from loadkit.summary import json_safe
 
 log = logging.getLogger("loadkit")
 

@@ -27,7 +27,7 @@ import time
 
 from locust import User, constant, events, task
 
-from loadkit import webui
+from loadkit.engine import webui
 
 STARTED = {"t0": None}
 

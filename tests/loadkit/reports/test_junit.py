@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from loadkit.measure.summary import build_summary
 from loadkit.plan import parse_plan
 from loadkit.reports.junit import render_junit
-from loadkit.summary import build_summary
 
 PLAN = parse_plan(
     {

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
+from loadkit.measure.summary import build_summary
 from loadkit.plan import parse_plan
 from loadkit.reports.markdown import measure, render_markdown
-from loadkit.summary import build_summary
 
 PLAN = parse_plan(
     {

@@ -1,0 +1,1 @@
+"""Measurement and judgement: histograms, the recorder, typed figures, the verdict, summary.json."""

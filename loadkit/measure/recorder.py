@@ -1,0 +1,467 @@
+"""What the requests of a run did, per plan stage and endpoint, in a form workers can ship.
+
+One `Recorder` per process.  `record()` is called from Locust's request listener (the stats hot
+path, 2-3 µs): it classifies the request into the plan stage its end time falls in and bumps
+counters and sparse HDR histograms.  `record_arrival()` is called by the pacer for each journey
+started, so the arrival rate held is windowed by stage like the requests.  A worker calls
+`take_delta()` in `report_to_master`; the master `merge()`s the deltas, so its figures equal what
+one process recording everything would have (percentiles come from merged histograms, never from
+averaged percentiles).  A recorder is either a delta source (worker) or an accumulator (local
+runner, master): `take_delta()` empties it.
+
+Plan time is `t - t0` with `t0` set by `start()`.  Requests before `start()`, before t0 or after the
+plan's end go to the "beyond" count: they are counted in `seen` (per endpoint, for reconciliation;
+expected business outcomes are not counted there as successes, since they take no effect
+with the target's ledger) but in no stage.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from loadkit.measure.histogram import LatencyHistogram, bucket_ms
+
+if TYPE_CHECKING:
+    from loadkit.plan import Plan
+
+WINDOW_S = 5  # latency percentiles of the time series are computed per 5-second window
+MAX_ERROR_KINDS = 200  # distinct (name, error) pairs kept; the rest are folded into one per name
+OTHER_ERRORS = "(other errors: too many distinct messages)"
+MAX_ERROR_CHARS = 300
+DELTA_VERSION = 2  # 2: journeys started per stage and per second ("arrivals", "arrival_seconds")
+_PERCENTILES = [50.0, 95.0, 99.0]
+
+
+class DeltaError(ValueError):
+    """A worker's delta does not have the shape `take_delta()` produces."""
+
+
+class _Cell:
+    """Counters and histograms of one (stage, endpoint), or of one stage over all endpoints."""
+
+    __slots__ = ("corrected", "count", "errors", "outcomes", "service", "successes")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.successes = 0
+        self.errors = 0
+        self.outcomes: dict[str, int] = {}
+        self.corrected = LatencyHistogram()
+        self.service = LatencyHistogram()
+
+    def add_one(self, ok: bool, outcome: str | None, corrected: int, service: int) -> None:
+        """One request; ``corrected`` and ``service`` are `bucket_ms` keys."""
+        self.count += 1
+        if ok:
+            self.successes += 1
+            if outcome:
+                self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        else:
+            self.errors += 1
+        self.corrected.record_bucket(corrected)
+        self.service.record_bucket(service)
+
+    def add(self, other: _Cell) -> None:
+        self.count += other.count
+        self.successes += other.successes
+        self.errors += other.errors
+        for outcome, n in other.outcomes.items():
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + n
+        self.corrected.add(other.corrected)
+        self.service.add(other.service)
+
+    def copy(self) -> _Cell:
+        out = _Cell()
+        out.add(self)
+        return out
+
+
+class Recorder:
+    """Per stage × endpoint counts, outcomes, corrected and service latency; time series; errors."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self._bounds: list[tuple[float, float]] = []
+        for index, stage in enumerate(plan.stages):
+            start = float(plan.stage_start(index))
+            self._bounds.append((start, start + float(stage.duration_s)))
+        self._t0: float | None = None
+        self._targets: list[float] = []
+        # cached bounds of the stage the last request fell in: most requests hit the same one
+        self._cur_lo = self._cur_hi = 0.0
+        self._cur_index = -1
+        self._reset_figures()
+
+    def _reset_figures(self) -> None:
+        self._cells: dict[tuple[int, str], _Cell] = {}
+        self._totals: dict[int, _Cell] = {}  # per stage, all endpoints
+        self._arrivals: dict[int, int] = {}  # per stage, journeys started (arrival tickets taken)
+        self._arrival_seconds: dict[int, int] = {}  # second of plan time -> journeys started
+        self._seen: dict[str, list[int]] = {}  # name -> [successes, errors], whole run
+        self._beyond = 0
+        self._seconds: dict[int, list[int]] = {}  # second of plan time -> [successes, errors]
+        self._windows: dict[int, LatencyHistogram] = {}  # 5-s window -> corrected latency
+        self._errors: dict[tuple[str, str], int] = {}
+        self._window_cache: dict[int, tuple[int, dict[float, float | None]]] = {}
+
+    @property
+    def t0(self) -> float | None:
+        return self._t0
+
+    def start(self, t0: float) -> None:
+        """Set plan time 0 (epoch seconds, the pacer's t0); requests are classified from now on."""
+        self._t0 = float(t0)
+        self._cur_lo = self._cur_hi = 0.0
+        self._cur_index = -1
+
+    # --- hot path --------------------------------------------------------------------------
+
+    def record(
+        self,
+        name: str,
+        *,
+        t: float,
+        response_ms: float,
+        lateness_s: float = 0.0,
+        ok: bool,
+        outcome: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Count one finished request.
+
+        ``t`` is the epoch time it ended, ``response_ms`` its response time, ``lateness_s`` the
+        lateness of the arrival ticket of the task that sent it (``ArrivalPacer.lateness_of_current``).
+        ``ok`` False is an error (``error`` is its message); ``ok`` with an ``outcome`` is an
+        expected business outcome, a success counted apart.
+        """
+        seen = self._seen.get(name)
+        if seen is None:
+            seen = self._seen[name] = [0, 0]
+        if ok:
+            if not outcome:  # an expected business outcome (sold out) changed nothing in the ledger
+                seen[0] += 1
+        else:
+            seen[1] += 1
+            self._count_error(name, error, 1)
+        t0 = self._t0
+        if t0 is None:
+            self._beyond += 1
+            return
+        rel = t - t0
+        if self._cur_lo <= rel < self._cur_hi:
+            index = self._cur_index
+        else:
+            index = self._locate(rel)
+            if index < 0:
+                self._beyond += 1
+                return
+        cell = self._cells.get((index, name))
+        if cell is None:
+            cell = self._cells[index, name] = _Cell()
+        total = self._totals.get(index)
+        if total is None:
+            total = self._totals[index] = _Cell()
+        corrected = bucket_ms(response_ms + lateness_s * 1000.0)
+        service = bucket_ms(response_ms)
+        cell.add_one(ok, outcome, corrected, service)
+        total.add_one(ok, outcome, corrected, service)  # kept here so live() needs no merging
+        second = int(rel)
+        per_second = self._seconds.get(second)
+        if per_second is None:
+            per_second = self._seconds[second] = [0, 0]
+        per_second[0 if ok else 1] += 1
+        window = self._windows.get(second // WINDOW_S)
+        if window is None:
+            window = self._windows[second // WINDOW_S] = LatencyHistogram()
+        window.record_bucket(corrected)
+
+    def record_arrival(self, t: float) -> None:
+        """Count one journey started at epoch ``t`` (an arrival ticket taken), in the stage it
+        started in; journeys started outside the plan's stages are not counted."""
+        if self._t0 is None:
+            return
+        rel = t - self._t0
+        if self._cur_lo <= rel < self._cur_hi:
+            index = self._cur_index
+        else:
+            index = self._locate(rel)
+            if index < 0:
+                return
+        self._arrivals[index] = self._arrivals.get(index, 0) + 1
+        second = int(rel)
+        self._arrival_seconds[second] = self._arrival_seconds.get(second, 0) + 1
+
+    def _locate(self, rel: float) -> int:
+        found = self.plan.stage_at(rel) if rel >= 0 else None
+        if found is None:
+            return -1
+        index = int(found[0])
+        self._cur_lo, self._cur_hi = self._bounds[index]
+        self._cur_index = index
+        return index
+
+    def _count_error(self, name: str, error: str | None, n: int) -> None:
+        message = (error or "error")[:MAX_ERROR_CHARS]
+        key = (name, message)
+        if key not in self._errors and len(self._errors) >= MAX_ERROR_KINDS:
+            key = (name, OTHER_ERRORS)
+        self._errors[key] = self._errors.get(key, 0) + n
+
+    # --- worker -> master ------------------------------------------------------------------
+
+    def take_delta(self) -> dict[str, Any]:
+        """Everything recorded since the last call, msgpack-friendly (str keys, lists, numbers,
+        encoded histograms); the recorder starts again from zero."""
+        delta = {
+            "v": DELTA_VERSION,
+            "cells": [
+                [
+                    index,
+                    name,
+                    cell.count,
+                    cell.successes,
+                    cell.errors,
+                    dict(cell.outcomes),
+                    cell.corrected.encode(),
+                    cell.service.encode(),
+                ]
+                for (index, name), cell in self._cells.items()
+            ],
+            "arrivals": [[index, n] for index, n in self._arrivals.items()],
+            "arrival_seconds": [[second, n] for second, n in self._arrival_seconds.items()],
+            "seen": {name: list(counts) for name, counts in self._seen.items()},
+            "beyond": self._beyond,
+            "seconds": [[second, s, e] for second, (s, e) in self._seconds.items()],
+            "windows": [[w, hist.encode()] for w, hist in self._windows.items()],
+            "errors": [[name, error, n] for (name, error), n in self._errors.items()],
+        }
+        self._reset_figures()
+        return delta
+
+    def merge(self, delta: dict[str, Any]) -> None:
+        """Add a worker's `take_delta()` into this recorder; raises DeltaError if it is malformed."""
+        try:
+            if delta.get("v") != DELTA_VERSION:
+                raise DeltaError(f"unknown loadkit delta version {delta.get('v')!r}")
+            cells = [
+                (
+                    int(i),
+                    str(n),
+                    int(c),
+                    int(s),
+                    int(e),
+                    dict(o),
+                    LatencyHistogram.decode(hc),
+                    LatencyHistogram.decode(hs),
+                )
+                for i, n, c, s, e, o, hc, hs in delta["cells"]
+            ]
+            windows = [(int(w), LatencyHistogram.decode(h)) for w, h in delta["windows"]]
+            arrivals = [(int(index), int(n)) for index, n in delta["arrivals"]]
+            arrival_seconds = [(int(second), int(n)) for second, n in delta["arrival_seconds"]]
+            seen = {str(name): (int(s), int(e)) for name, (s, e) in delta["seen"].items()}
+            seconds = [(int(sec), int(s), int(e)) for sec, s, e in delta["seconds"]]
+            errors = [(str(name), str(error), int(n)) for name, error, n in delta["errors"]]
+            beyond = int(delta["beyond"])
+        except DeltaError:
+            raise
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise DeltaError(f"malformed loadkit delta: {exc!r}") from exc
+        for index, name, count, successes, errors_n, outcomes, corrected, service in cells:
+            incoming = _Cell()
+            incoming.count, incoming.successes, incoming.errors = count, successes, errors_n
+            incoming.outcomes = {str(k): int(n) for k, n in outcomes.items()}
+            incoming.corrected, incoming.service = corrected, service
+            cell = self._cells.get((index, name))
+            if cell is None:
+                cell = self._cells[index, name] = _Cell()
+            cell.add(incoming)
+            total = self._totals.get(index)
+            if total is None:
+                total = self._totals[index] = _Cell()
+            total.add(incoming)
+        for index, n in arrivals:
+            self._arrivals[index] = self._arrivals.get(index, 0) + n
+        for second, n in arrival_seconds:
+            self._arrival_seconds[second] = self._arrival_seconds.get(second, 0) + n
+        for w, hist in windows:
+            window = self._windows.get(w)
+            if window is None:
+                window = self._windows[w] = LatencyHistogram()
+            window.add(hist)
+        for name, (s, e) in seen.items():
+            mine = self._seen.setdefault(name, [0, 0])
+            mine[0] += s
+            mine[1] += e
+        for second, s, e in seconds:
+            mine = self._seconds.setdefault(second, [0, 0])
+            mine[0] += s
+            mine[1] += e
+        for name, error, n in errors:
+            self._count_error(name, error, n)
+        self._beyond += beyond
+
+    # --- figures ---------------------------------------------------------------------------
+
+    def results(
+        self, arrivals: dict[str, Any], generator: dict[str, Any], *, until: float | None = None
+    ) -> dict[str, Any]:
+        """The figures of summary.json over the plan's gate stages.
+
+        ``arrivals`` (summed pacer counts, whole run) and ``generator`` (CPU, workers) are passed
+        through; ``qps.arrivals_held`` comes from `record_arrival()`, over the gate window.
+        ``until`` (epoch seconds) cuts the window at a run that ended early (stopped or aborted):
+        held QPS is then over the gate seconds that ran.  ``errors`` and ``seen`` cover the whole
+        run; the time series runs from plan second 0 to the last second with a request.
+        """
+        if until is None or self._t0 is None:
+            weights = {i: self._bounds[i][1] - self._bounds[i][0] for i in self._gates()}
+        else:
+            weights = self._elapsed(self._gates(), until - self._t0)
+        out = self._figures(weights)
+        last = max(self._seconds, default=-1) + 1
+        out["timeseries"] = self._timeseries(min(last, math.ceil(self.plan.duration_s)))
+        out["arrivals"] = dict(arrivals)
+        out["generator"] = dict(generator)
+        return out
+
+    def live(self, now: float, *, lag_s: float = 0.0) -> dict[str, Any]:
+        """The same figures so far: over the elapsed part of the gate stages once the first has
+        begun, else over the run so far; plus ``qps_now``, successes per second over the last
+        5 complete seconds, and ``gate``: whether the gate window has begun and in how many
+        seconds it will (figures before it are not judged: warm-up rarely meets the budgets).
+        ``lag_s`` shifts the ``qps_now`` window back (a master gets worker figures up to one
+        report interval, 3 s, late)."""
+        if self._t0 is None:
+            out = self._figures({})
+            out["timeseries"] = self._timeseries(0)
+            out["qps_now"] = 0.0
+            out["gate"] = {"started": False, "starts_in_s": None}
+            return out
+        rel = min(now - self._t0, self.plan.duration_s)
+        gates = self._gates()
+        gate_start = self._bounds[gates[0]][0]
+        gate_begun = gate_start <= rel
+        out = self._figures(self._elapsed(gates if gate_begun else range(len(self._bounds)), rel))
+        out["gate"] = {"started": gate_begun, "starts_in_s": round(max(0.0, gate_start - rel), 1)}
+        out["timeseries"] = self._timeseries(max(0, math.ceil(rel)))
+        end = math.floor(now - self._t0 - lag_s)
+        recent = sum(self._seconds.get(s, (0, 0))[0] for s in range(end - WINDOW_S, end))
+        out["qps_now"] = round(recent / WINDOW_S, 3)
+        return out
+
+    def _elapsed(self, stages: Iterable[int], rel: float) -> dict[int, float]:
+        """{stage: seconds of it elapsed at plan time ``rel``} for the stages that have begun."""
+        weights = {}
+        for i in stages:
+            lo, hi = self._bounds[i]
+            seconds = min(max(rel - lo, 0.0), hi - lo)
+            if seconds > 0:
+                weights[i] = seconds
+        return weights
+
+    def _gates(self) -> list[int]:
+        return list(self.plan.gate_stages()) or list(range(len(self._bounds)))
+
+    def _figures(self, weights: dict[int, float]) -> dict[str, Any]:
+        """Aggregate and per-endpoint figures over the stages in ``weights`` ({index: seconds})."""
+        seconds = sum(weights.values())
+        planned = sum(
+            self.plan.arrivals_between(self._bounds[i][0], self._bounds[i][0] + w) for i, w in weights.items()
+        )
+        # cells are used as they are when one stage is judged (the usual case), copied and added
+        # only when several are
+        per_name: dict[str, _Cell] = {}
+        copied: set[str] = set()
+        for (index, name), cell in self._cells.items():
+            if index in weights:
+                acc = per_name.get(name)
+                if acc is None:
+                    per_name[name] = cell
+                    continue
+                if name not in copied:
+                    acc = per_name[name] = acc.copy()
+                    copied.add(name)
+                acc.add(cell)
+        arrivals = sum(self._arrivals.get(i, 0) for i in weights)
+        totals = [self._totals[i] for i in sorted(weights) if i in self._totals]
+        total = totals[0] if len(totals) == 1 else _Cell()
+        if len(totals) > 1:
+            for cell in totals:
+                total.add(cell)
+        stages = self.plan.stages
+        return {
+            "window": {"seconds": round(seconds, 3), "stages": [stages[i].name for i in sorted(weights)]},
+            "qps": {
+                "target": round(planned / seconds, 3) if seconds else 0.0,
+                "held": round(total.successes / seconds, 3) if seconds else 0.0,
+                "arrivals_held": round(arrivals / seconds, 3) if seconds else 0.0,
+            },
+            "latency_ms": total.corrected.summary_ms(),
+            "latency_ms_service": total.service.summary_ms(),
+            "error_rate": _rate(total.errors, total.count),
+            "requests": {
+                "count": total.count,
+                "successes": total.successes,
+                "errors": total.errors,
+                "expected_outcomes": sum(total.outcomes.values()),
+            },
+            "outcomes": dict(sorted(total.outcomes.items())),
+            "endpoints": {
+                name: {
+                    "requests": cell.count,
+                    "successes": cell.successes,
+                    "errors": cell.errors,
+                    "error_rate": _rate(cell.errors, cell.count),
+                    "qps_held": round(cell.successes / seconds, 3) if seconds else 0.0,
+                    "latency_ms": cell.corrected.summary_ms(),
+                    "latency_ms_service": cell.service.summary_ms(),
+                    "outcomes": dict(sorted(cell.outcomes.items())),
+                }
+                for name, cell in sorted(per_name.items())
+            },
+            "errors": [
+                {"name": name, "error": error, "occurrences": n}
+                for (name, error), n in sorted(self._errors.items(), key=lambda kv: (-kv[1], kv[0]))
+            ],
+            "seen": {name: {"successes": s, "errors": e} for name, (s, e) in sorted(self._seen.items())},
+            "beyond": self._beyond,
+        }
+
+    def _timeseries(self, n: int) -> dict[str, Any]:
+        """Per second of plan time 0..n-1: successes (qps), errors, journeys started (arrivals),
+        planned arrivals (target_qps), and corrected p50/p95/p99 of the 5-s window the second
+        falls in (repeated for each of its seconds; None when the window has no request)."""
+        duration = self.plan.duration_s
+        series: dict[str, Any] = {"interval_s": 1, "t": list(range(n))}
+        counts = [self._seconds.get(s, (0, 0)) for s in range(n)]
+        series["qps"] = [c[0] for c in counts]
+        series["errors"] = [c[1] for c in counts]
+        series["arrivals"] = [self._arrival_seconds.get(s, 0) for s in range(n)]
+        if len(self._targets) < n:  # planned arrivals per second depend on the plan only: computed once
+            self._targets.extend(
+                round(self.plan.arrivals_between(s, min(s + 1.0, duration)), 3) if s < duration else 0.0
+                for s in range(len(self._targets), n)
+            )
+        series["target_qps"] = self._targets[:n]
+        per_window = {w: self._window_percentiles(w) for w in range((n + WINDOW_S - 1) // WINDOW_S)}
+        for p, key in zip(_PERCENTILES, ("p50", "p95", "p99"), strict=True):
+            series[key] = [per_window[s // WINDOW_S][p] for s in range(n)]
+        return series
+
+    def _window_percentiles(self, w: int) -> dict[float, float | None]:
+        hist = self._windows.get(w)
+        if hist is None:
+            return dict.fromkeys(_PERCENTILES)
+        cached = self._window_cache.get(w)
+        if cached is not None and cached[0] == hist.count:
+            return cached[1]
+        values = hist.percentiles_ms(_PERCENTILES)
+        self._window_cache[w] = (hist.count, values)
+        return values
+
+
+def _rate(part: int, whole: int) -> float:
+    return round(part / whole, 6) if whole else 0.0

@@ -1,0 +1,1 @@
+"""Helpers for scenario locustfiles: platform clients, login, populations, funnels, user classes."""

@@ -1,0 +1,82 @@
+"""The one-line progress report of headless runs, and the closing lines with the verdict."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from loadkit.plan.durations import format_duration
+
+
+def _ms(value: Any) -> str:
+    return "-" if value is None else f"{value:.0f} ms"
+
+
+def _rate(value: Any) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def gate_countdown(live: Mapping[str, Any]) -> str | None:
+    """Time until the gate window begins ("1m5s") while live() says it has not, else None.
+
+    Until then the figures are over the run so far and there is no verdict: say so, not "fail".
+    A run aborted before its gate has its verdict (fail) instead."""
+    gate = live.get("gate")
+    if not isinstance(gate, Mapping) or gate.get("started") is not False:
+        return None
+    abort = live.get("abort")
+    if isinstance(abort, Mapping) and abort.get("reason"):  # stopped for good: the verdict stands
+        return None
+    seconds = gate.get("starts_in_s")
+    known = isinstance(seconds, int | float) and not isinstance(seconds, bool) and math.isfinite(seconds)
+    return format_duration(math.ceil(seconds) if known and seconds > 0 else 0)
+
+
+def progress_line(live: dict[str, Any]) -> str:
+    stage = live.get("stage") or {}
+    qps = live.get("qps") or {}
+    lat = live.get("latency_ms") or {}
+    arrivals = live.get("arrivals") or {}
+    scheduled = arrivals.get("scheduled") or 0
+    late_share = (arrivals.get("late", 0) + arrivals.get("dropped", 0)) / scheduled if scheduled else 0.0
+    name = stage.get("name", "-")
+    if stage.get("index") is not None:
+        name = f"{name} {stage['index'] + 1}/{stage.get('count', '?')}" + (
+            " [gate]" if stage.get("gate") else ""
+        )
+    elapsed = stage.get("elapsed_s", 0.0)
+    remaining = stage.get("remaining_s", 0.0)
+    head = (
+        f"loadkit | {name} {elapsed:.0f}s/{elapsed + remaining:.0f}s"
+        f" | {live.get('qps_now', 0.0):.1f} req/s now, plan {stage.get('qps_planned', 0)} arrivals/s"
+    )
+    held = f"held {qps.get('held') or 0:.1f} req/s"
+    p99 = f"p99 {_ms(lat.get('p99'))}"
+    errors = f"errors {(live.get('error_rate') or 0.0):.2%}"
+    late = f"late {late_share:.1%}"
+    countdown = gate_countdown(live)
+    if countdown is not None:
+        return f"{head} | run so far: {held}, {p99}, {errors} | {late} | so far: gate starts in {countdown}"
+    return f"{head} ({held}) | {p99} | {errors} | {late} | so far: {live.get('verdict', '…')}"
+
+
+def closing_lines(summary: dict[str, Any], run_dir: str | None) -> list[str]:
+    verdict = summary.get("verdict", "?").upper()
+    qps = summary.get("qps") or {}
+    lat = summary.get("latency_ms") or {}
+    lines = [
+        f"loadkit verdict: {verdict} (exit {summary.get('exit_code')})",
+        f"  plan {summary.get('plan', {}).get('name')}: held {qps.get('held') or 0:.1f} req/s;"
+        f" {_rate(qps.get('arrivals_held'))} arrivals/s sent (planned {qps.get('target') or 0:g})"
+        f" over {(summary.get('window') or {}).get('seconds', 0):.0f} s;"
+        f" p50 {_ms(lat.get('p50'))}, p95 {_ms(lat.get('p95'))}, p99 {_ms(lat.get('p99'))};"
+        f" errors {(summary.get('error_rate') or 0.0):.2%}",
+    ]
+    for check in summary.get("checks", []):
+        mark = "ok  " if check.get("ok") else "FAIL"
+        lines.append(f"  [{mark}] {check['name']}: {check.get('observed')} (limit {check.get('limit')})")
+    lines.extend(f"  - {reason}" for reason in summary.get("reasons", []))
+    if run_dir:
+        lines.append(f"  report: {run_dir}")
+    return lines

@@ -1,0 +1,288 @@
+"""judge(): every budget, integrity and health check, and the verdict rules (fail wins over
+inconclusive, inconclusive over pass; a missing figure never passes)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from loadkit.measure.verdict import EXIT_CODES, EXIT_USAGE, Check, judge
+from loadkit.plan import parse_plan
+
+PLAN = parse_plan(
+    {
+        "name": "v",
+        "stages": [
+            {"name": "warmup", "duration": "10s", "qps": 100},
+            {"name": "hold", "duration": "100s", "qps": 240, "gate": True},
+        ],
+        "budgets": {
+            "qps_min": 200,
+            "latency_ms": {"p50": 80, "p95": 250, "p99": 500},
+            "error_rate_max": 0.001,
+            "endpoints": {
+                "points.send": {"qps_min": 150, "latency_ms": {"p99": 400}, "error_rate_max": 0.01}
+            },
+        },
+        "safety": {"abort_on": {"error_rate": 0.2, "for": "30s"}},
+    }
+)
+
+
+def good() -> dict[str, Any]:
+    return {
+        "qps": {"target": 240.0, "held": 238.9},
+        "latency_ms": {"p50": 40.0, "p90": 90.0, "p95": 120.0, "p99": 310.0, "max": 900.0},
+        "latency_ms_service": {"p50": 39.0, "p90": 88.0, "p95": 118.0, "p99": 300.0, "max": 880.0},
+        "error_rate": 0.0002,
+        "requests": {"count": 23890, "successes": 23885, "errors": 5, "expected_outcomes": 0},
+        "arrivals": {"scheduled": 24000, "sent": 24000, "late": 30, "dropped": 0},
+        "endpoints": {
+            "points.send": {
+                "requests": 16000,
+                "qps_held": 159.9,
+                "latency_ms": {"p50": 45.0, "p99": 350.0},
+                "error_rate": 0.0001,
+            }
+        },
+        "generator": {"cpu_max": 70.0, "cpu_avg": 55.0, "cpu_high_s": 0.0, "workers": 1, "workers_lost": 0},
+        "abort": None,
+        "audit": None,
+        "reconciliation": None,
+    }
+
+
+def with_(**changes: Any) -> dict[str, Any]:
+    """good() with dotted-path changes: with_(**{"qps.held": 1})."""
+    data = copy.deepcopy(good())
+    for path, value in changes.items():
+        *parents, last = path.split("/")
+        node = data
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return data
+
+
+def by_name(checks: list[Check]) -> dict[str, Check]:
+    return {c.name: c for c in checks}
+
+
+def test_a_good_run_passes_with_every_check_listed():
+    verdict, checks, reasons = judge(PLAN, good())
+    assert verdict == "pass" and reasons == []
+    assert [c.name for c in checks] == [
+        "abort",
+        "qps_min",
+        "latency_p50",
+        "latency_p95",
+        "latency_p99",
+        "error_rate_max",
+        "points.send qps_min",
+        "points.send latency_p99",
+        "points.send error_rate_max",
+        "arrivals_on_time",
+        "generator_cpu",
+        "workers_lost",
+    ]
+    assert all(c.ok for c in checks)
+    named = by_name(checks)
+    assert (named["qps_min"].observed, named["qps_min"].limit, named["qps_min"].unit) == (238.9, 200, "req/s")
+    assert named["latency_p99"].observed == 310.0 and named["latency_p99"].unit == "ms"
+    assert named["points.send latency_p99"].observed == 350.0
+    assert named["arrivals_on_time"].observed == pytest.approx((24000 - 30) / 24000)
+
+
+def test_qps_below_budget_fails_with_a_sentence():
+    verdict, checks, reasons = judge(PLAN, with_(**{"qps/held": 142.3}))
+    assert verdict == "fail"
+    assert not by_name(checks)["qps_min"].ok
+    assert reasons == ["Held 142.3 QPS, below the 200 QPS budget"]
+
+
+def test_exactly_on_the_budget_holds():
+    data = with_(**{"qps/held": 200.0, "latency_ms/p99": 500.0, "error_rate": 0.001})
+    assert judge(PLAN, data)[0] == "pass"
+
+
+@pytest.mark.parametrize(
+    ("change", "check", "fragment"),
+    [
+        ({"latency_ms/p99": 612.0}, "latency_p99", "P99 latency 612 ms, above the 500 ms budget"),
+        ({"latency_ms/p50": 81.5}, "latency_p50", "P50 latency 81.5 ms, above the 80 ms budget"),
+        ({"error_rate": 0.0052}, "error_rate_max", "Error rate 0.52%, above the 0.1% budget"),
+        (
+            {"endpoints/points.send/latency_ms/p99": 450.0},
+            "points.send latency_p99",
+            "points.send: P99 latency 450",
+        ),
+        ({"endpoints/points.send/qps_held": 100.0}, "points.send qps_min", "points.send: Held 100 QPS"),
+        (
+            {"endpoints/points.send/error_rate": 0.5},
+            "points.send error_rate_max",
+            "points.send: Error rate 50%",
+        ),
+    ],
+)
+def test_each_budget_can_fail(change, check, fragment):
+    verdict, checks, reasons = judge(PLAN, with_(**change))
+    assert verdict == "fail"
+    failed = [c.name for c in checks if not c.ok]
+    assert failed == [check]
+    assert len(reasons) == 1 and fragment in reasons[0], reasons
+
+
+def test_missing_latency_figures_never_pass():
+    verdict, checks, reasons = judge(PLAN, with_(**{"latency_ms/p99": None}))
+    assert verdict == "fail"
+    check = by_name(checks)["latency_p99"]
+    assert not check.ok and check.observed is None
+    assert "No latency samples" in reasons[0] and "500 ms" in reasons[0]
+
+
+def test_missing_qps_and_error_rate_never_pass():
+    data = with_(**{"qps/held": None, "error_rate": None})
+    verdict, checks, _ = judge(PLAN, data)
+    assert verdict == "fail"
+    assert not by_name(checks)["qps_min"].ok and not by_name(checks)["error_rate_max"].ok
+
+
+def test_budgeted_endpoint_with_no_requests_fails_every_budget_it_has():
+    data = with_(endpoints={})
+    verdict, checks, reasons = judge(PLAN, data)
+    assert verdict == "fail"
+    failed = [c.name for c in checks if not c.ok]
+    assert failed == ["points.send qps_min", "points.send latency_p99", "points.send error_rate_max"]
+    assert "points.send: no request in the gate window" in reasons[0]
+
+
+@pytest.mark.parametrize(
+    ("change", "check", "fragment"),
+    [
+        ({"arrivals/late": 300}, "arrivals_on_time", "98.75% of 24000 scheduled arrivals"),
+        ({"arrivals/sent": 23000}, "arrivals_on_time", "late or dropped"),
+        ({"generator/cpu_high_s": 40.0, "generator/cpu_max": 99.0}, "generator_cpu", "above 85% for 40 s"),
+        ({"generator/workers_lost": 1}, "workers_lost", "1 load-generator worker(s) were lost"),
+    ],
+)
+def test_generator_health_makes_a_passing_run_inconclusive(change, check, fragment):
+    verdict, checks, reasons = judge(PLAN, with_(**change))
+    assert verdict == "inconclusive"
+    failed = [c for c in checks if not c.ok]
+    assert [c.name for c in failed] == [check]
+    assert failed[0].kind == "health"
+    assert fragment in reasons[0], reasons
+
+
+def test_short_cpu_spike_is_not_a_limit():
+    # gate is 100 s: "long" is more than max(5 s, 10% of it) = 10 s
+    assert judge(PLAN, with_(**{"generator/cpu_high_s": 9.0, "generator/cpu_max": 100.0}))[0] == "pass"
+    assert judge(PLAN, with_(**{"generator/cpu_high_s": 10.0}))[0] == "inconclusive"
+
+
+def test_cpu_judged_on_the_average_without_per_second_samples():
+    data = with_(generator={"cpu_max": 99.0, "cpu_avg": 90.0, "workers": 1, "workers_lost": 0})
+    assert judge(PLAN, data)[0] == "inconclusive"
+    data["generator"]["cpu_avg"] = 60.0
+    assert judge(PLAN, data)[0] == "pass"
+
+
+def test_fail_wins_over_inconclusive():
+    data = with_(**{"qps/held": 100.0, "arrivals/late": 5000, "generator/workers_lost": 2})
+    verdict, checks, reasons = judge(PLAN, data)
+    assert verdict == "fail"
+    assert {c.name for c in checks if not c.ok} == {"qps_min", "arrivals_on_time", "workers_lost"}
+    assert len(reasons) == 3  # every failed or doubtful check is explained
+
+
+def test_no_traffic_in_the_gate_window_is_inconclusive():
+    data = with_(requests={"count": 0, "successes": 0, "errors": 0}, endpoints={})
+    data["qps"]["held"] = 0.0
+    data["latency_ms"] = dict.fromkeys(data["latency_ms"])
+    verdict, checks, reasons = judge(PLAN, data)
+    assert verdict == "inconclusive"
+    assert by_name(checks)["gate_traffic"].kind == "health"
+    assert "qps_min" not in by_name(checks)  # budgets cannot be judged on nothing
+    assert "No request was sent in the gate window" in reasons[0]
+
+
+def test_no_traffic_but_aborted_is_a_fail():
+    data = with_(requests={"count": 0}, endpoints={}, abort={"reason": "could not seed the mock platform"})
+    verdict, _, reasons = judge(PLAN, data)
+    assert verdict == "fail"
+    assert reasons[0] == "The run was stopped: could not seed the mock platform"
+
+
+def test_traffic_is_read_from_endpoints_when_requests_are_absent():
+    data = good()
+    del data["requests"]
+    assert judge(PLAN, data)[0] == "pass"
+    data["endpoints"] = {}
+    assert judge(PLAN, data)[0] == "inconclusive"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "check", "fragment"),
+    [
+        ("abort", {"reason": "aborted: error rate 35% stayed above 20%"}, "abort", "stopped: error rate 35%"),
+        (
+            "audit",
+            {"ok": False, "violations": ["vouchers ACT1: issued 101 > stock 100"]},
+            "audit",
+            "issued 101",
+        ),
+        ("audit", {"ok": True, "violations": ["points JFB1 over budget"]}, "audit", "over budget"),
+        (
+            "reconciliation",
+            {"ok": False, "problems": ["send: 5 successes, 4 effects"]},
+            "reconciliation",
+            "4 effects",
+        ),
+    ],
+)
+def test_integrity_failures_fail_the_run(key, value, check, fragment):
+    data = with_(**{key: value})
+    verdict, checks, reasons = judge(PLAN, data)
+    assert verdict == "fail"
+    named = by_name(checks)
+    assert not named[check].ok and named[check].kind == "integrity"
+    assert fragment in reasons[0]
+
+
+def test_integrity_checks_that_hold_are_listed():
+    data = with_(
+        audit={"ok": True, "violations": [], "totals": {}}, reconciliation={"ok": True, "problems": []}
+    )
+    verdict, checks, _ = judge(PLAN, data)
+    assert verdict == "pass"
+    named = by_name(checks)
+    assert named["audit"].ok and named["reconciliation"].ok
+
+
+def test_no_abort_check_without_a_rule_and_no_health_checks_without_figures():
+    plan = parse_plan({"name": "p", "stages": [{"duration": 10, "qps": 5}], "budgets": {"qps_min": 4}})
+    verdict, checks, _ = judge(plan, {"qps": {"held": 5.0}, "requests": {"count": 50}})
+    assert verdict == "pass"
+    assert [c.name for c in checks] == ["qps_min"]
+
+
+def test_unpaced_runs_skip_the_arrivals_check():
+    data = with_(arrivals={"scheduled": 0, "sent": 0, "late": 0, "dropped": 0})
+    verdict, checks, _ = judge(PLAN, data)
+    assert verdict == "pass" and "arrivals_on_time" not in by_name(checks)
+
+
+def test_exit_codes_and_check_dict():
+    assert EXIT_CODES == {"pass": 0, "fail": 1, "inconclusive": 2} and EXIT_USAGE == 3
+    check = Check("qps_min", False, 1.0, 2.0, "req/s")
+    assert check.as_dict() == {
+        "name": "qps_min",
+        "ok": False,
+        "observed": 1.0,
+        "limit": 2.0,
+        "unit": "req/s",
+        "kind": "budget",
+        "reason": None,
+    }

@@ -1,0 +1,81 @@
+from loadkit.reports.progress import closing_lines, gate_countdown, progress_line
+
+
+def test_progress_line_shows_stage_rate_latency_and_errors():
+    line = progress_line(
+        {
+            "stage": {
+                "index": 2,
+                "count": 3,
+                "name": "hold",
+                "elapsed_s": 65,
+                "remaining_s": 535,
+                "qps_planned": 240,
+                "gate": True,
+            },
+            "qps_now": 239.5,
+            "qps": {"held": 238.0},
+            "latency_ms": {"p99": 41.2},
+            "error_rate": 0.0012,
+            "arrivals": {"scheduled": 1000, "late": 5, "dropped": 0},
+            "gate": {"started": True, "starts_in_s": 0.0},
+            "verdict": "pass",
+        }
+    )
+    assert line.endswith("(held 238.0 req/s) | p99 41 ms | errors 0.12% | late 0.5% | so far: pass"), line
+    for part in (
+        "hold 3/3 [gate]",
+        "65s/600s",
+        "239.5 req/s now, plan 240 arrivals/s",
+        "p99 41 ms",
+        "0.12%",
+        "late 0.5%",
+    ):
+        assert part in line, (part, line)
+
+
+def test_before_the_gate_the_line_labels_the_run_so_far_and_gives_no_verdict():
+    line = progress_line(
+        {
+            "stage": {"index": 0, "count": 3, "name": "warmup", "elapsed_s": 20, "remaining_s": 10},
+            "qps_now": 272.6,
+            "qps": {"held": 283.0},
+            "latency_ms": {"p99": 204},
+            "error_rate": 0.0,
+            "arrivals": {"scheduled": 1000, "late": 2, "dropped": 0},
+            "gate": {"started": False, "starts_in_s": 64.2},
+            "checks": [{"name": "qps_min", "ok": False}],
+        }
+    )
+    assert line.endswith(" | so far: gate starts in 1m5s"), line
+    assert "| run so far: held 283.0 req/s, p99 204 ms, errors 0.00% |" in line
+    assert "fail" not in line and "warmup 1/3 20s/30s" in line
+
+
+def test_gate_countdown():
+    assert gate_countdown({"gate": {"started": False, "starts_in_s": 0.2}}) == "1s"
+    assert gate_countdown({"gate": {"started": False, "starts_in_s": None}}) == "0s"
+    assert gate_countdown({"gate": {"started": True, "starts_in_s": 0.0}}) is None
+    assert gate_countdown({}) is None  # a live() without the marker: judged as it says
+
+
+def test_closing_lines_name_verdict_checks_and_report():
+    lines = closing_lines(
+        {
+            "verdict": "fail",
+            "exit_code": 1,
+            "plan": {"name": "jfb"},
+            "qps": {"held": 142.0, "target": 200},
+            "window": {"seconds": 60},
+            "latency_ms": {"p50": 5, "p95": 9, "p99": 20},
+            "error_rate": 0.0,
+            "checks": [{"name": "qps_min", "ok": False, "observed": 142.0, "limit": 200}],
+            "reasons": ["Held 142.0 QPS, below the 200 QPS budget"],
+        },
+        "reports/x",
+    )
+    text = "\n".join(lines)
+    assert "FAIL (exit 1)" in text and "[FAIL] qps_min" in text and "reports/x" in text
+    assert "held 142.0 req/s; - arrivals/s sent (planned 200)" in text  # an old summary: no arrivals_held
+    lines = closing_lines({"qps": {"held": 647.2, "target": 240, "arrivals_held": 239.5}}, None)
+    assert "held 647.2 req/s; 239.5 arrivals/s sent (planned 240)" in lines[1]
