@@ -30,6 +30,11 @@ _EXPORTS = {
     "Population": "loadkit.platform.population",
     "Funnel": "loadkit.platform.funnel",
     "MockAdmin": "loadkit.rehearsal.mock_admin",
+    "plan_clock": "loadkit.engine.clock",
+    "PlanClock": "loadkit.engine.clock",
+    "load_summary": "loadkit.measure.summary",
+    "Summary": "loadkit.measure.summary",
+    "LoadkitPlugin": "loadkit.engine.plugin",
 }
 
 __all__ = [*sorted(_EXPORTS), "__version__"]

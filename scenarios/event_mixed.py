@@ -19,7 +19,6 @@ activity / campaign / budget ids at the top of each scenario module.
 from __future__ import annotations
 
 import math
-import time
 
 import flash_sale
 import follow_gift
@@ -27,7 +26,7 @@ import jifenbao
 import red_envelope_rain
 from locust import task
 
-from loadkit.engine.plugin import current_session
+from loadkit import plan_clock
 from loadkit.platform.user import PlatformUser
 
 FLASH_ROUND_S = 10.0
@@ -36,12 +35,11 @@ FLASH_ROUND_S = 10.0
 def next_round(now: float | None = None) -> float | None:
     """The next flash-sale round on the run's shared clock; None (claim at once) without a plan or
     when no round is left before the plan ends."""
-    session = current_session()
-    if session is None or session.t0 is None:
+    clock = plan_clock()
+    if clock is None:
         return None
-    elapsed = (time.time() if now is None else now) - session.t0
-    opening = math.ceil(elapsed / FLASH_ROUND_S) * FLASH_ROUND_S
-    return session.t0 + opening if opening < session.plan.duration_s else None
+    opening = math.ceil(clock.elapsed(now) / FLASH_ROUND_S) * FLASH_ROUND_S
+    return clock.epoch(opening) if opening < clock.plan.duration_s else None
 
 
 class EventVisitor(PlatformUser):

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 import gevent
 from locust import task
 
-from loadkit.engine.plugin import current_session
+from loadkit import plan_clock
 from loadkit.platform.client import new_biz_no
 from loadkit.platform.user import PlatformUser
 
@@ -38,13 +38,8 @@ OPEN_STAGE_PREFIX = "open"
 def plan_opening() -> float | None:
     """Epoch of T0: the start of the plan's first "open*" stage on the run's shared clock (the
     master's t0 on workers), so every worker releases its shoppers at the same instant."""
-    session = current_session()
-    if session is None or session.t0 is None:
-        return None
-    for index, stage in enumerate(session.plan.stages):
-        if stage.name.startswith(OPEN_STAGE_PREFIX):
-            return session.t0 + session.plan.stage_start(index)
-    return None
+    clock = plan_clock()
+    return clock.stage_start(OPEN_STAGE_PREFIX) if clock is not None else None
 
 
 def wait_until(epoch: float | None) -> None:

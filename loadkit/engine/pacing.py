@@ -22,6 +22,8 @@ from typing import Any
 import gevent
 import gevent.event
 
+from loadkit.measure.figures import Arrivals
+
 # The schedule integrates the rate with the midpoint rule over steps of at most 20 ms, halved
 # (down to 10 µs) where midpoint and trapezoid disagree by more than 0.001 arrival: exact on
 # linear ramps, and a stage edge shifts the schedule by at most ~0.001 arrival.
@@ -172,8 +174,9 @@ class ArrivalPacer:
         """Lateness (s) of the ticket the current greenlet last took; 0.0 for unpaced greenlets."""
         return self._tickets.get(gevent.getcurrent(), 0.0)
 
-    def counts(self, now: float | None = None) -> dict[str, int]:
-        """This process's arrivals: scheduled (due by now per the rate integral), sent, late, dropped."""
+    def counts(self, now: float | None = None) -> Arrivals:
+        """This process's arrivals: scheduled (due by now per the rate integral), sent (on time or
+        late), dropped, and unsent (due, but not yet taken by a user nor dropped)."""
         scheduled = 0
         if self._started.is_set():
             t = (time.time() if now is None else now) - self._t0
@@ -183,7 +186,14 @@ class ArrivalPacer:
             # constant slots sit at (k + phase) gaps, so k arrivals are due once the integral passes
             # k - 1 + phase; for poisson this is the expected count, rounded the same way
             scheduled = max(0, math.floor(self._integral + 1.0 - self._phase + 1e-9))
-        return {"scheduled": scheduled, "sent": self.sent, "late": self.late, "dropped": self.dropped}
+        return {
+            "scheduled": scheduled,
+            "sent": self.sent,
+            "on_time": self.sent - self.late,
+            "late": self.late,
+            "dropped": self.dropped,
+            "unsent": max(0, scheduled - self.sent - self.dropped),
+        }
 
     def _rate(self, t: float) -> float:
         r = self._rate_at(t)

@@ -1,23 +1,21 @@
-"""One test run of a plan inside a Locust process: the state the plugin's listeners share.
+"""One plan inside one Locust process: the per-test state a role's listeners share.
 
-A `RunSession` exists in every process that has a plan. Its role follows the runner: a local
-runner paces, measures and judges; a worker paces and measures, shipping deltas; a master merges,
-watches, seeds and audits the mock, and judges. Judging happens once per test, in `finalize()`.
+A `RunSession` holds what a test accumulates (recorder, pacer, t0, abort) and turns it into typed
+evidence; what differs by role (where arrivals and generator figures come from) is passed in by
+the role (`roles.py`). Judging happens once per test, in the role's finish.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+from loadkit.engine.clock import PlanClock, set_plan_clock
 from loadkit.engine.pacing import ArrivalPacer
+from loadkit.measure.figures import Arrivals, Ending, EndingHow, Evidence, Generator, iso
 from loadkit.measure.generator import CpuSampler, GeneratorHealth
-from loadkit.measure.reconcile import check_expectations, reconcile
 from loadkit.measure.recorder import Recorder
-from loadkit.measure.summary import build_summary
 from loadkit.measure.verdict import judge
 from loadkit.plan import Plan
 from loadkit.rehearsal.mock_admin import MockAdmin, MockAdminError
@@ -25,42 +23,34 @@ from loadkit.rehearsal.mock_admin import MockAdmin, MockAdminError
 log = logging.getLogger("loadkit")
 
 
-def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
-
-
 class RunSession:
     def __init__(
         self,
         plan: Plan,
         *,
-        role: str,
-        report_dir: Path | None,
-        mock: MockAdmin | None,
+        report_dir: Path | None = None,
+        mock: MockAdmin | None = None,
         host: str | None = None,
     ) -> None:
         self.plan = plan
         self.host = host
-        self.role = role  # "local" | "master" | "worker"
         self.report_dir = report_dir
         self.mock = mock
         self.recorder = Recorder(plan)
         self.pacer: ArrivalPacer | None = None
         self.cpu = CpuSampler()
         self.health = GeneratorHealth()
-        self.worker_arrivals: dict[str, dict[str, int]] = {}
         self.t0: float | None = None
         self.started_at: float | None = None
         self.abort_reason: str | None = None
         self.setup_problem: str | None = None
-        self.summary: dict[str, Any] | None = None
+        self.judged = False
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    def new_pacer(self, share: float) -> ArrivalPacer:
+    def new_pacer(self) -> ArrivalPacer:
         self.pacer = ArrivalPacer(
             self.plan.qps_at,
-            share=share,
             arrivals=self.plan.arrivals,
             end_s=self.plan.duration_s,
             on_take=self._journey_started,
@@ -79,12 +69,12 @@ class RunSession:
         self.started_at = time.time()
         self.recorder = Recorder(self.plan)
         self.recorder.start(t0)
-        self.worker_arrivals.clear()
         self.health = GeneratorHealth()
         self.abort_reason = None
-        self.summary = None
+        self.judged = False
         if self.pacer is not None:
             self.pacer.start(t0, phase=phase)
+        set_plan_clock(PlanClock(self.plan, t0))
 
     def prepare_mock(self) -> None:
         """Reset and seed the mock (master/local, before users start)."""
@@ -100,39 +90,28 @@ class RunSession:
 
     # --- figures ---------------------------------------------------------------------------
 
-    def arrivals(self) -> dict[str, int]:
-        if self.role == "master":
-            keys = ("scheduled", "sent", "late", "dropped")
-            return {k: sum(int(c.get(k, 0)) for c in self.worker_arrivals.values()) for k in keys}
-        return self.pacer.counts() if self.pacer else {"scheduled": 0, "sent": 0, "late": 0, "dropped": 0}
-
     def gate_bounds(self) -> tuple[float, float]:
-        """Epoch start and end of the gate window (first gate stage start to last gate stage end)."""
+        """Epoch start and end of the gate window."""
         assert self.t0 is not None
-        gates = self.plan.gate_stages()
-        start = self.plan.stage_start(gates[0])
-        end = self.plan.stage_start(gates[-1]) + self.plan.stages[gates[-1]].duration_s
+        start, end = self.plan.gate_window()
         return self.t0 + start, self.t0 + end
 
-    def generator(self, workers: int, *, until: float | None = None) -> dict[str, Any]:
-        if self.role != "master":
-            self.health.add_samples("local", self.cpu.take())
+    def generator(self, workers: int, *, until: float | None = None) -> Generator:
         start, end = self.gate_bounds()
         if until is not None:
             end = min(end, until)
         return self.health.summary(start, end, workers)
 
-    def live(self, workers: int) -> dict[str, Any]:
+    def live(self, arrivals: Arrivals, generator: Generator, *, lag_s: float = 0.0) -> dict:
         """Figures so far, shaped like summary.json, for the web UI and the progress line.
 
         Before the gate window starts there is no verdict (no ``verdict``, no ``reasons``): the
         warm-up is not meant to meet the budgets. ``checks`` still set the figures so far beside
         their limits."""
         now = time.time()
-        # a master gets the workers' figures up to one report interval late
-        live = dict(self.recorder.live(now, lag_s=3.0 if self.role == "master" else 0.0))
-        live["arrivals"] = self.arrivals()
-        live["generator"] = self.generator(workers, until=now) if self.t0 else {}
+        live: dict = dict(self.recorder.live(now, lag_s=lag_s))
+        live["arrivals"] = arrivals
+        live["generator"] = generator
         live["abort"] = {"reason": self.abort_reason} if self.abort_reason else None
         live["stage"] = self.stage_info(now)
         if self.t0 is not None:
@@ -142,7 +121,7 @@ class RunSession:
                 live.update(verdict=verdict, reasons=reasons)
         return live
 
-    def stage_info(self, now: float) -> dict[str, Any] | None:
+    def stage_info(self, now: float) -> dict | None:
         if self.t0 is None:
             return None
         elapsed = now - self.t0
@@ -161,46 +140,27 @@ class RunSession:
             "gate": stage.gate,
         }
 
-    # --- the end ---------------------------------------------------------------------------
+    def ending(self, finished: float, *, stopped_how: EndingHow) -> Ending:
+        """How the test ended at epoch `finished`: aborted, the plan ran out, or `stopped_how`
+        (stopped in the web UI, interrupted headless) when it ended before the plan did."""
+        assert self.t0 is not None
+        plan_s = finished - self.t0
+        how: EndingHow
+        detail = None
+        if self.abort_reason or self.setup_problem:
+            how, detail = "aborted", self.abort_reason or self.setup_problem
+        elif plan_s >= self.plan.duration_s - 0.5:
+            how = "completed"
+        else:
+            how = stopped_how
+        return {"how": how, "at": iso(finished), "plan_s": round(plan_s, 3), "detail": detail}
 
-    def finalize(self, workers: int, request_names: dict[str, str], users: int = 0) -> dict[str, Any]:
-        """Judge the run and return the summary (once per test). `users`: the largest user pool of
-        the plan, which bounds the requests cut off in flight when the users were stopped."""
-        if self.summary is not None:
-            return self.summary
-        finished = time.time()
-        # `until`: a run stopped or aborted mid-gate is judged over the gate seconds that ran
-        results = self.recorder.results(self.arrivals(), self.generator(workers), until=finished)
-        results["abort"] = {"reason": self.abort_reason} if self.abort_reason else None
+    def evidence(self, arrivals: Arrivals, generator: Generator, *, finished: float) -> Evidence:
+        """The measured figures of the test (cut at `finished`) with arrivals, generator, abort."""
+        evidence: Evidence = {**self.recorder.figures(until=finished), "arrivals": arrivals}
+        evidence["whole_run"] = self.recorder.whole_run()
+        evidence["generator"] = generator
+        evidence["abort"] = {"reason": self.abort_reason} if self.abort_reason else None
         if self.setup_problem:
-            results["abort"] = {"reason": self.setup_problem}
-        if self.mock is not None and self.plan.mock is not None and self.plan.mock.audit:
-            try:
-                audit = self.mock.audit()
-                unmet = check_expectations(audit, self.plan.mock.expect)
-                if unmet:
-                    audit = {**audit, "ok": False, "violations": [*audit.get("violations", []), *unmet]}
-                results["audit"] = audit
-                results["reconciliation"] = reconcile(
-                    results.get("seen", {}), audit, request_names, in_flight=users
-                )
-            except MockAdminError as exc:
-                results["audit"] = {"ok": False, "violations": [f"audit unavailable: {exc}"], "totals": {}}
-        seen = results.get("seen", {})
-        run = {
-            "requests": sum(c.get("successes", 0) + c.get("errors", 0) for c in seen.values()),
-            "errors": sum(c.get("errors", 0) for c in seen.values()),
-            "seconds": round(finished - (self.t0 or finished), 3),
-        }
-        results["host"] = self.host
-        start, end = self.gate_bounds()
-        window = {"start": iso(start), "end": iso(min(end, finished))}
-        self.summary = build_summary(
-            self.plan,
-            results,
-            started_at=iso(self.started_at or finished),
-            finished_at=iso(finished),
-            window=window,
-            extra={"run": run},
-        )
-        return self.summary
+            evidence["abort"] = {"reason": self.setup_problem}
+        return evidence

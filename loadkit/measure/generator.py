@@ -12,6 +12,8 @@ from collections.abc import Iterable
 
 import psutil
 
+from loadkit.measure.figures import Generator
+
 CPU_HIGH = 85.0
 
 
@@ -50,7 +52,7 @@ class GeneratorHealth:
         self.max_workers = max(self.max_workers, len(alive_set))
         self.lost_workers |= set(missing) | (self._seen_workers - alive_set)
 
-    def summary(self, start: float, end: float, workers: int) -> dict[str, float | int]:
+    def summary(self, start: float, end: float, workers: int) -> Generator:
         """CPU figures inside [start, end] (the gate window); cpu_high_s is the longest time any one
         process spent above CPU_HIGH, counted in one-second samples."""
         in_window = {

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from hdrh.codec import HdrCookieException, HdrLengthException
 from hdrh.histogram import HdrHistogram
 
+from loadkit.measure.figures import Latency
+
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000  # one hour
 SIGNIFICANT_DIGITS = 3
@@ -157,7 +159,7 @@ class LatencyHistogram:
         total = sum(_median_us(k) * n for k, n in self._buckets.items())
         return total / self.count / 1000.0
 
-    def summary_ms(self) -> dict[str, float | None]:
+    def summary_ms(self) -> Latency:
         """The figures budgets judge: p50, p90, p95, p99, max (all None when empty)."""
         values = self.percentiles_ms([50.0, 90.0, 95.0, 99.0])
         return {

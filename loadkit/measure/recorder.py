@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
+from loadkit.measure.figures import NO_GATE, Figures, Gate, LiveFigures, Seen, Timeseries, WholeRun, iso
 from loadkit.measure.histogram import LatencyHistogram, bucket_ms
 
 if TYPE_CHECKING:
@@ -30,8 +31,46 @@ WINDOW_S = 5  # latency percentiles of the time series are computed per 5-second
 MAX_ERROR_KINDS = 200  # distinct (name, error) pairs kept; the rest are folded into one per name
 OTHER_ERRORS = "(other errors: too many distinct messages)"
 MAX_ERROR_CHARS = 300
-DELTA_VERSION = 2  # 2: journeys started per stage and per second ("arrivals", "arrival_seconds")
-_PERCENTILES = [50.0, 95.0, 99.0]
+DELTA_VERSION = 3  # 3: named fields (2: positional lists)
+_PERCENTILES = [50.0, 95.0, 99.0]  # of the time series
+
+
+class CellDelta(TypedDict):
+    """One (stage, request name): counters and encoded histograms (hdrh V2 base64)."""
+
+    stage: int
+    name: str
+    count: int
+    successes: int
+    errors: int
+    outcomes: dict[str, int]
+    corrected: str
+    service: str
+
+
+class SecondCounts(TypedDict):
+    successes: int
+    errors: int
+
+
+class ErrorDelta(TypedDict):
+    name: str
+    error: str
+    occurrences: int
+
+
+class RecorderDelta(TypedDict):
+    """What a worker recorded since its last report (`Recorder.take_delta`)."""
+
+    v: int
+    cells: list[CellDelta]
+    arrivals: dict[int, int]  # stage index -> journeys started
+    arrival_seconds: dict[int, int]  # plan second -> journeys started
+    seen: dict[str, Seen]
+    beyond: int
+    seconds: dict[int, SecondCounts]  # plan second -> requests ended
+    windows: dict[int, str]  # 5-s window -> encoded corrected-latency histogram
+    errors: list[ErrorDelta]
 
 
 class DeltaError(ValueError):
@@ -99,7 +138,7 @@ class Recorder:
         self._totals: dict[int, _Cell] = {}  # per stage, all endpoints
         self._arrivals: dict[int, int] = {}  # per stage, journeys started (arrival tickets taken)
         self._arrival_seconds: dict[int, int] = {}  # second of plan time -> journeys started
-        self._seen: dict[str, list[int]] = {}  # name -> [successes, errors], whole run
+        self._seen: dict[str, list[int]] = {}  # name -> [successes, errors, outcomes], whole run
         self._beyond = 0
         self._seconds: dict[int, list[int]] = {}  # second of plan time -> [successes, errors]
         self._windows: dict[int, LatencyHistogram] = {}  # 5-s window -> corrected latency
@@ -138,9 +177,11 @@ class Recorder:
         """
         seen = self._seen.get(name)
         if seen is None:
-            seen = self._seen[name] = [0, 0]
+            seen = self._seen[name] = [0, 0, 0]
         if ok:
-            if not outcome:  # an expected business outcome (sold out) changed nothing in the ledger
+            if outcome:  # an expected business outcome (sold out) changed nothing in the ledger
+                seen[2] += 1
+            else:
                 seen[0] += 1
         else:
             seen[1] += 1
@@ -211,59 +252,67 @@ class Recorder:
 
     # --- worker -> master ------------------------------------------------------------------
 
-    def take_delta(self) -> dict[str, Any]:
-        """Everything recorded since the last call, msgpack-friendly (str keys, lists, numbers,
-        encoded histograms); the recorder starts again from zero."""
-        delta = {
+    def take_delta(self) -> RecorderDelta:
+        """Everything recorded since the last call (msgpack-friendly: int and str keys, lists,
+        numbers, encoded histograms); the recorder starts again from zero."""
+        delta: RecorderDelta = {
             "v": DELTA_VERSION,
             "cells": [
-                [
-                    index,
-                    name,
-                    cell.count,
-                    cell.successes,
-                    cell.errors,
-                    dict(cell.outcomes),
-                    cell.corrected.encode(),
-                    cell.service.encode(),
-                ]
+                {
+                    "stage": index,
+                    "name": name,
+                    "count": cell.count,
+                    "successes": cell.successes,
+                    "errors": cell.errors,
+                    "outcomes": dict(cell.outcomes),
+                    "corrected": cell.corrected.encode(),
+                    "service": cell.service.encode(),
+                }
                 for (index, name), cell in self._cells.items()
             ],
-            "arrivals": [[index, n] for index, n in self._arrivals.items()],
-            "arrival_seconds": [[second, n] for second, n in self._arrival_seconds.items()],
-            "seen": {name: list(counts) for name, counts in self._seen.items()},
+            "arrivals": dict(self._arrivals),
+            "arrival_seconds": dict(self._arrival_seconds),
+            "seen": {
+                name: {"successes": s, "errors": e, "outcomes": o} for name, (s, e, o) in self._seen.items()
+            },
             "beyond": self._beyond,
-            "seconds": [[second, s, e] for second, (s, e) in self._seconds.items()],
-            "windows": [[w, hist.encode()] for w, hist in self._windows.items()],
-            "errors": [[name, error, n] for (name, error), n in self._errors.items()],
+            "seconds": {second: {"successes": s, "errors": e} for second, (s, e) in self._seconds.items()},
+            "windows": {w: hist.encode() for w, hist in self._windows.items()},
+            "errors": [{"name": n, "error": e, "occurrences": c} for (n, e), c in self._errors.items()],
         }
         self._reset_figures()
         return delta
 
-    def merge(self, delta: dict[str, Any]) -> None:
-        """Add a worker's `take_delta()` into this recorder; raises DeltaError if it is malformed."""
+    def merge(self, delta: RecorderDelta) -> None:
+        """Add a worker's `take_delta()` into this recorder; raises DeltaError if it is malformed
+        (nothing is added then)."""
         try:
             if delta.get("v") != DELTA_VERSION:
                 raise DeltaError(f"unknown loadkit delta version {delta.get('v')!r}")
             cells = [
                 (
-                    int(i),
-                    str(n),
-                    int(c),
-                    int(s),
-                    int(e),
-                    dict(o),
-                    LatencyHistogram.decode(hc),
-                    LatencyHistogram.decode(hs),
+                    int(c["stage"]),
+                    str(c["name"]),
+                    int(c["count"]),
+                    int(c["successes"]),
+                    int(c["errors"]),
+                    {str(k): int(n) for k, n in c["outcomes"].items()},
+                    LatencyHistogram.decode(c["corrected"]),
+                    LatencyHistogram.decode(c["service"]),
                 )
-                for i, n, c, s, e, o, hc, hs in delta["cells"]
+                for c in delta["cells"]
             ]
-            windows = [(int(w), LatencyHistogram.decode(h)) for w, h in delta["windows"]]
-            arrivals = [(int(index), int(n)) for index, n in delta["arrivals"]]
-            arrival_seconds = [(int(second), int(n)) for second, n in delta["arrival_seconds"]]
-            seen = {str(name): (int(s), int(e)) for name, (s, e) in delta["seen"].items()}
-            seconds = [(int(sec), int(s), int(e)) for sec, s, e in delta["seconds"]]
-            errors = [(str(name), str(error), int(n)) for name, error, n in delta["errors"]]
+            windows = [(int(w), LatencyHistogram.decode(h)) for w, h in delta["windows"].items()]
+            arrivals = [(int(index), int(n)) for index, n in delta["arrivals"].items()]
+            arrival_seconds = [(int(second), int(n)) for second, n in delta["arrival_seconds"].items()]
+            seen = {
+                str(name): (int(c["successes"]), int(c["errors"]), int(c.get("outcomes", 0)))
+                for name, c in delta["seen"].items()
+            }
+            seconds = [
+                (int(sec), int(c["successes"]), int(c["errors"])) for sec, c in delta["seconds"].items()
+            ]
+            errors = [(str(e["name"]), str(e["error"]), int(e["occurrences"])) for e in delta["errors"]]
             beyond = int(delta["beyond"])
         except DeltaError:
             raise
@@ -272,7 +321,7 @@ class Recorder:
         for index, name, count, successes, errors_n, outcomes, corrected, service in cells:
             incoming = _Cell()
             incoming.count, incoming.successes, incoming.errors = count, successes, errors_n
-            incoming.outcomes = {str(k): int(n) for k, n in outcomes.items()}
+            incoming.outcomes = outcomes
             incoming.corrected, incoming.service = corrected, service
             cell = self._cells.get((index, name))
             if cell is None:
@@ -291,10 +340,10 @@ class Recorder:
             if window is None:
                 window = self._windows[w] = LatencyHistogram()
             window.add(hist)
-        for name, (s, e) in seen.items():
-            mine = self._seen.setdefault(name, [0, 0])
-            mine[0] += s
-            mine[1] += e
+        for name, counts in seen.items():
+            mine = self._seen.setdefault(name, [0, 0, 0])
+            for i, n in enumerate(counts):
+                mine[i] += n
         for second, s, e in seconds:
             mine = self._seconds.setdefault(second, [0, 0])
             mine[0] += s
@@ -305,29 +354,49 @@ class Recorder:
 
     # --- figures ---------------------------------------------------------------------------
 
-    def results(
-        self, arrivals: dict[str, Any], generator: dict[str, Any], *, until: float | None = None
-    ) -> dict[str, Any]:
-        """The figures of summary.json over the plan's gate stages.
+    def figures(self, *, until: float | None = None) -> Figures:
+        """The figures over the plan's gate stages.
 
-        ``arrivals`` (summed pacer counts, whole run) and ``generator`` (CPU, workers) are passed
-        through; ``qps.arrivals_held`` comes from `record_arrival()`, over the gate window.
-        ``until`` (epoch seconds) cuts the window at a run that ended early (stopped or aborted):
-        held QPS is then over the gate seconds that ran.  ``errors`` and ``seen`` cover the whole
-        run; the time series runs from plan second 0 to the last second with a request.
-        """
+        ``until`` (epoch seconds) cuts the window at a run that ended early (stopped, aborted,
+        interrupted): rates are then over the gate seconds that ran (none, if it ended before the
+        gate began). ``errors`` cover the whole run; the time series runs from plan second 0 to
+        the last second with a request."""
+        gates = self._gates()
         if until is None or self._t0 is None:
-            weights = {i: self._bounds[i][1] - self._bounds[i][0] for i in self._gates()}
+            weights = {i: self._bounds[i][1] - self._bounds[i][0] for i in gates}
         else:
-            weights = self._elapsed(self._gates(), until - self._t0)
-        out = self._figures(weights)
+            weights = self._elapsed(gates, until - self._t0)
         last = max(self._seconds, default=-1) + 1
-        out["timeseries"] = self._timeseries(min(last, math.ceil(self.plan.duration_s)))
-        out["arrivals"] = dict(arrivals)
-        out["generator"] = dict(generator)
-        return out
+        figures = self._figures(weights, self._timeseries(min(last, math.ceil(self.plan.duration_s))))
+        if self._t0 is not None:
+            start, end = self.plan.gate_window()
+            if until is not None:
+                end = max(start, min(end, until - self._t0))
+            figures["window"]["start"] = iso(self._t0 + start)
+            figures["window"]["end"] = iso(self._t0 + end)
+        return figures
 
-    def live(self, now: float, *, lag_s: float = 0.0) -> dict[str, Any]:
+    def seen(self) -> dict[str, Seen]:
+        """Per request name over the whole run (successes without expected outcomes, errors)."""
+        return {
+            name: {"successes": s, "errors": e, "outcomes": o}
+            for name, (s, e, o) in sorted(self._seen.items())
+        }
+
+    def whole_run(self) -> WholeRun:
+        """Every request the run sent and saw end, warm-up and beyond the stages included."""
+        counts = self._seen.values()
+        return {
+            "requests": sum(s + e + o for s, e, o in counts),
+            "errors": sum(e for _s, e, _o in counts),
+        }
+
+    @property
+    def beyond(self) -> int:
+        """Requests that ended outside the plan's stages (before t0 or after the end)."""
+        return self._beyond
+
+    def live(self, now: float, *, lag_s: float = 0.0) -> LiveFigures:
         """The same figures so far: over the elapsed part of the gate stages once the first has
         begun, else over the run so far; plus ``qps_now``, successes per second over the last
         5 complete seconds, and ``gate``: whether the gate window has begun and in how many
@@ -335,22 +404,17 @@ class Recorder:
         ``lag_s`` shifts the ``qps_now`` window back (a master gets worker figures up to one
         report interval, 3 s, late)."""
         if self._t0 is None:
-            out = self._figures({})
-            out["timeseries"] = self._timeseries(0)
-            out["qps_now"] = 0.0
-            out["gate"] = {"started": False, "starts_in_s": None}
-            return out
+            return {**self._figures({}, self._timeseries(0)), "qps_now": 0.0, "gate": NO_GATE}
         rel = min(now - self._t0, self.plan.duration_s)
         gates = self._gates()
         gate_start = self._bounds[gates[0]][0]
         gate_begun = gate_start <= rel
-        out = self._figures(self._elapsed(gates if gate_begun else range(len(self._bounds)), rel))
-        out["gate"] = {"started": gate_begun, "starts_in_s": round(max(0.0, gate_start - rel), 1)}
-        out["timeseries"] = self._timeseries(max(0, math.ceil(rel)))
+        weights = self._elapsed(gates if gate_begun else range(len(self._bounds)), rel)
+        figures = self._figures(weights, self._timeseries(max(0, math.ceil(rel))))
         end = math.floor(now - self._t0 - lag_s)
         recent = sum(self._seconds.get(s, (0, 0))[0] for s in range(end - WINDOW_S, end))
-        out["qps_now"] = round(recent / WINDOW_S, 3)
-        return out
+        gate: Gate = {"started": gate_begun, "starts_in_s": round(max(0.0, gate_start - rel), 1)}
+        return {**figures, "qps_now": round(recent / WINDOW_S, 3), "gate": gate}
 
     def _elapsed(self, stages: Iterable[int], rel: float) -> dict[int, float]:
         """{stage: seconds of it elapsed at plan time ``rel``} for the stages that have begun."""
@@ -365,7 +429,7 @@ class Recorder:
     def _gates(self) -> list[int]:
         return list(self.plan.gate_stages()) or list(range(len(self._bounds)))
 
-    def _figures(self, weights: dict[int, float]) -> dict[str, Any]:
+    def _figures(self, weights: dict[int, float], timeseries: Timeseries) -> Figures:
         """Aggregate and per-endpoint figures over the stages in ``weights`` ({index: seconds})."""
         seconds = sum(weights.values())
         planned = sum(
@@ -393,7 +457,12 @@ class Recorder:
                 total.add(cell)
         stages = self.plan.stages
         return {
-            "window": {"seconds": round(seconds, 3), "stages": [stages[i].name for i in sorted(weights)]},
+            "window": {
+                "start": None,
+                "end": None,
+                "seconds": round(seconds, 3),
+                "stages": [stages[i].name for i in sorted(weights)],
+            },
             "qps": {
                 "target": round(planned / seconds, 3) if seconds else 0.0,
                 "held": round(total.successes / seconds, 3) if seconds else 0.0,
@@ -426,30 +495,33 @@ class Recorder:
                 {"name": name, "error": error, "occurrences": n}
                 for (name, error), n in sorted(self._errors.items(), key=lambda kv: (-kv[1], kv[0]))
             ],
-            "seen": {name: {"successes": s, "errors": e} for name, (s, e) in sorted(self._seen.items())},
-            "beyond": self._beyond,
+            "timeseries": timeseries,
         }
 
-    def _timeseries(self, n: int) -> dict[str, Any]:
+    def _timeseries(self, n: int) -> Timeseries:
         """Per second of plan time 0..n-1: successes (qps), errors, journeys started (arrivals),
         planned arrivals (target_qps), and corrected p50/p95/p99 of the 5-s window the second
         falls in (repeated for each of its seconds; None when the window has no request)."""
         duration = self.plan.duration_s
-        series: dict[str, Any] = {"interval_s": 1, "t": list(range(n))}
         counts = [self._seconds.get(s, (0, 0)) for s in range(n)]
-        series["qps"] = [c[0] for c in counts]
-        series["errors"] = [c[1] for c in counts]
-        series["arrivals"] = [self._arrival_seconds.get(s, 0) for s in range(n)]
         if len(self._targets) < n:  # planned arrivals per second depend on the plan only: computed once
             self._targets.extend(
                 round(self.plan.arrivals_between(s, min(s + 1.0, duration)), 3) if s < duration else 0.0
                 for s in range(len(self._targets), n)
             )
-        series["target_qps"] = self._targets[:n]
-        per_window = {w: self._window_percentiles(w) for w in range((n + WINDOW_S - 1) // WINDOW_S)}
-        for p, key in zip(_PERCENTILES, ("p50", "p95", "p99"), strict=True):
-            series[key] = [per_window[s // WINDOW_S][p] for s in range(n)]
-        return series
+        per_second = [self._window_percentiles(w) for w in range((n + WINDOW_S - 1) // WINDOW_S)]
+        per_second = [per_second[s // WINDOW_S] for s in range(n)]
+        return {
+            "interval_s": 1,
+            "t": list(range(n)),
+            "qps": [c[0] for c in counts],
+            "errors": [c[1] for c in counts],
+            "arrivals": [self._arrival_seconds.get(s, 0) for s in range(n)],
+            "target_qps": self._targets[:n],
+            "p50": [w[50.0] for w in per_second],
+            "p95": [w[95.0] for w in per_second],
+            "p99": [w[99.0] for w in per_second],
+        }
 
     def _window_percentiles(self, w: int) -> dict[float, float | None]:
         hist = self._windows.get(w)

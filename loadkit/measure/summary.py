@@ -1,123 +1,201 @@
-"""summary.json (schema 1): the one document every report, the CI gate and the history read.
+"""summary.json: the one document every report, the CI gate, the history and `compare` read.
 
-Built from the measured figures plus the verdict, in the key order of docs/architecture.md, and
-made strictly JSON-safe (NaN and infinities become null) so every consumer can parse it.
+Built in one place (`build_summary`) from typed evidence plus the verdict, written in one place
+(`dumps`), read back in one place (`load_summary`, which also upgrades older documents). The
+document has exactly the keys of `Summary` in that order (docs/summary.schema.json, checked by a
+test) and is strictly JSON-safe: NaN and infinities become null, so every consumer can parse it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import PurePath
-from typing import Any
+from typing import Any, TypedDict, cast
 
+import orjson
+
+from loadkit.measure.figures import (
+    EMPTY_ARRIVALS,
+    EMPTY_LATENCY,
+    EMPTY_TIMESERIES,
+    Arrivals,
+    Ending,
+    Endpoint,
+    ErrorKind,
+    Evidence,
+    Generator,
+    Latency,
+    Qps,
+    Requests,
+    Timeseries,
+    WholeRun,
+    Window,
+    iso,
+)
 from loadkit.measure.verdict import EXIT_CODES, judge
-from loadkit.plan import PERCENTILE_KEYS, Plan
+from loadkit.plan import Plan
 
-SCHEMA = 1
-_EMPTY_LATENCY = dict.fromkeys(PERCENTILE_KEYS)
-_OWN_KEYS = ("schema", "tool", "verdict", "exit_code", "reasons", "plan", "started_at", "finished_at")
-_DEFAULTS: dict[str, Any] = {
-    "latency_ms": _EMPTY_LATENCY,
-    "latency_ms_service": _EMPTY_LATENCY,
-    "error_rate": None,
-    "requests": {"count": 0, "successes": 0, "errors": 0, "expected_outcomes": 0},
-    "outcomes": {},
-    "arrivals": {"scheduled": 0, "sent": 0, "late": 0, "dropped": 0},
-    "endpoints": {},
-    "generator": {},
-    "errors": [],
-    "abort": None,
-    "audit": None,
-    "reconciliation": None,
-    "timeseries": {
-        "interval_s": 1,
-        "t": [],
-        "qps": [],
-        "errors": [],
-        "target_qps": [],
-        "p50": [],
-        "p95": [],
-        "p99": [],
-    },
-}
+SCHEMA = 2  # 2: `ending`; arrivals add up (on_time, unsent); no stray keys. 1: the first.
+
+
+class PlanInfo(TypedDict):
+    name: str
+    file: str | None
+    host: str | None
+    raw: dict[str, Any]
+
+
+class CheckDoc(TypedDict):
+    name: str
+    ok: bool
+    observed: Any
+    limit: Any
+    unit: str
+    kind: str  # budget | integrity | health
+    reason: str | None
+
+
+class Summary(TypedDict):
+    schema: int
+    tool: str
+    verdict: str
+    exit_code: int
+    reasons: list[str]
+    ending: Ending | None
+    plan: PlanInfo
+    started_at: str
+    finished_at: str
+    window: Window
+    qps: Qps
+    latency_ms: Latency
+    latency_ms_service: Latency
+    error_rate: float | None
+    requests: Requests
+    outcomes: dict[str, int]
+    arrivals: Arrivals
+    whole_run: WholeRun
+    checks: list[CheckDoc]
+    endpoints: dict[str, Endpoint]
+    generator: Generator | dict[str, Any]
+    errors: list[ErrorKind]
+    abort: dict[str, Any] | None
+    audit: dict[str, Any] | None
+    reconciliation: dict[str, Any] | None
+    timeseries: Timeseries
+
+
+KEYS = tuple(Summary.__annotations__)
+_EMPTY_REQUESTS: Requests = {"count": 0, "successes": 0, "errors": 0, "expected_outcomes": 0}
 
 
 def build_summary(
     plan: Plan,
-    results: Mapping[str, Any],
+    evidence: Evidence,
     *,
-    started_at: str | float,
-    finished_at: str | float,
-    window: Mapping[str, Any],
-    extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The full summary document. `results` holds the measured figures (summary.json keys); a
-    `host` key there names the host actually targeted (it may differ from the plan's). Keys of
-    `results` or `extra` outside the schema are kept after the schema's own, for diagnostics."""
-    verdict, checks, reasons = judge(plan, results)
-    doc: dict[str, Any] = {
+    started_at: float,
+    finished_at: float,
+    host: str | None = None,
+) -> Summary:
+    """The summary of one run: `evidence` judged against `plan`. `host` is the host actually
+    targeted (it may differ from the plan's)."""
+    verdict, checks, reasons = judge(plan, evidence)
+    window = evidence.get("window") or _plan_window(plan)
+    qps = dict(evidence.get("qps") or {})
+    if qps.get("target") is None:
+        qps["target"] = round(plan.gate_target_qps(), 3)
+    doc: Summary = {
         "schema": SCHEMA,
         "tool": "loadkit",
         "verdict": verdict,
         "exit_code": EXIT_CODES[verdict],
         "reasons": reasons,
+        "ending": evidence.get("ending"),
         "plan": {
             "name": plan.name,
             "file": str(plan.source) if plan.source is not None else None,
-            "host": results.get("host") or plan.host,
+            "host": host or plan.host,
             "raw": dict(plan.raw),
         },
-        "started_at": _iso(started_at),
-        "finished_at": _iso(finished_at),
-        "window": _window(plan, results.get("window"), window),
-        "qps": _qps(plan, results.get("qps")),
+        "started_at": iso(started_at),
+        "finished_at": iso(finished_at),
+        "window": window,
+        "qps": {
+            "target": qps.get("target"),
+            "held": qps.get("held"),
+            "arrivals_held": qps.get("arrivals_held"),
+        },
+        "latency_ms": evidence.get("latency_ms") or EMPTY_LATENCY,
+        "latency_ms_service": evidence.get("latency_ms_service") or EMPTY_LATENCY,
+        "error_rate": evidence.get("error_rate"),
+        "requests": evidence.get("requests") or _EMPTY_REQUESTS,
+        "outcomes": evidence.get("outcomes") or {},
+        "arrivals": evidence.get("arrivals") or EMPTY_ARRIVALS,
+        "whole_run": evidence.get("whole_run") or {"requests": 0, "errors": 0},
+        "checks": [cast(CheckDoc, c.as_dict()) for c in checks],
+        "endpoints": evidence.get("endpoints") or {},
+        "generator": evidence.get("generator") or {},
+        "errors": evidence.get("errors") or [],
+        "abort": evidence.get("abort"),
+        "audit": evidence.get("audit"),
+        "reconciliation": evidence.get("reconciliation"),
+        "timeseries": evidence.get("timeseries") or EMPTY_TIMESERIES,
     }
-    for key, default in _DEFAULTS.items():
-        doc[key] = results.get(key, default)
-        if key == "arrivals":
-            doc["checks"] = [c.as_dict() for c in checks]
-    for key, value in [*results.items(), *(extra or {}).items()]:
-        if key not in doc and key not in _OWN_KEYS and key != "host":
-            doc[key] = value
-    return json_safe(doc)
+    return cast(Summary, json_safe(doc))
 
 
-def _window(plan: Plan, measured: Mapping[str, Any] | None, given: Mapping[str, Any]) -> dict[str, Any]:
-    """start/end from the caller, seconds/stages from the measurement, else from the plan."""
-    out: dict[str, Any] = {"start": None, "end": None, "seconds": None, "stages": None}
-    out.update(measured or {})
-    out.update(given)
-    for key in ("start", "end"):
-        if out[key] is not None:
-            out[key] = _iso(out[key])
-    if out["seconds"] is None:
-        out["seconds"] = plan.gate_seconds()
-    if out["stages"] is None:
-        out["stages"] = [plan.stages[i].name for i in plan.gate_stages()]
-    return out
+def _plan_window(plan: Plan) -> Window:
+    return {
+        "start": None,
+        "end": None,
+        "seconds": plan.gate_seconds(),
+        "stages": [plan.stages[i].name for i in plan.gate_stages()],
+    }
 
 
-def _qps(plan: Plan, measured: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The target defaults to the plan's mean rate over its gate stages; figures not measured are
-    null, so every summary has the same keys."""
-    measured = dict(measured or {})
-    if measured.get("target") is None:
-        gates = plan.gate_stages()
-        start = plan.stage_start(gates[0])
-        end = plan.stage_start(gates[-1]) + plan.stages[gates[-1]].duration_s
-        measured["target"] = round(plan.arrivals_between(start, end) / plan.gate_seconds(), 3)
-    own = {key: measured.pop(key, None) for key in ("target", "held", "arrivals_held")}
-    return {**own, **measured}
+def dumps(summary: Mapping[str, Any]) -> bytes:
+    """summary.json's bytes (indented, one trailing newline)."""
+    return orjson.dumps(json_safe(summary), option=orjson.OPT_INDENT_2) + b"\n"
 
 
-def _iso(value: str | float | datetime) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC).isoformat(timespec="seconds")
-    return str(value)
+def load_summary(doc: Any) -> Summary:
+    """A summary read from disk, of this schema or an older one, with every key present.
+
+    Schema 1 lacked `ending`, `arrivals.on_time`/`unsent` and `qps.arrivals_held`, and could carry
+    stray diagnostic keys (`seen`, `beyond`, `run`), which are dropped. Raises ValueError when
+    `doc` is not a loadkit summary at all."""
+    if not isinstance(doc, Mapping) or doc.get("tool") != "loadkit" or "verdict" not in doc:
+        raise ValueError("not a loadkit summary (no tool: loadkit / verdict)")
+    out: dict[str, Any] = {key: doc.get(key) for key in KEYS}
+    out["schema"] = SCHEMA
+    out["reasons"] = list(doc.get("reasons") or [])
+    out["checks"] = list(doc.get("checks") or [])
+    for key, empty in (
+        ("latency_ms", EMPTY_LATENCY),
+        ("latency_ms_service", EMPTY_LATENCY),
+        ("requests", _EMPTY_REQUESTS),
+        ("timeseries", EMPTY_TIMESERIES),
+    ):
+        out[key] = {**empty, **(doc.get(key) or {})}
+    out["whole_run"] = {"requests": 0, "errors": 0, **(doc.get("whole_run") or {})}
+    if "whole_run" not in doc and isinstance(doc.get("run"), Mapping):  # schema 1 kept it as `run`
+        out["whole_run"] = {k: int(doc["run"].get(k) or 0) for k in ("requests", "errors")}
+    for key in ("outcomes", "endpoints", "generator"):
+        out[key] = dict(doc.get(key) or {})
+    out["errors"] = list(doc.get("errors") or [])
+    qps = doc.get("qps") or {}
+    out["qps"] = {k: qps.get(k) for k in ("target", "held", "arrivals_held")}
+    arrivals = {**EMPTY_ARRIVALS, **(doc.get("arrivals") or {})}
+    if "on_time" not in (doc.get("arrivals") or {}):
+        arrivals["on_time"] = max(0, arrivals["sent"] - arrivals["late"])
+        arrivals["unsent"] = max(0, arrivals["scheduled"] - arrivals["sent"] - arrivals["dropped"])
+    out["arrivals"] = arrivals
+    window = doc.get("window") or {}
+    out["window"] = {k: window.get(k) for k in ("start", "end", "seconds", "stages")}
+    plan = doc.get("plan") or {}
+    out["plan"] = {k: plan.get(k) for k in ("name", "file", "host", "raw")}
+    return cast(Summary, out)
 
 
 def json_safe(value: Any) -> Any:

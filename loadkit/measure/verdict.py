@@ -63,6 +63,7 @@ def judge(plan: Plan, results: Mapping[str, Any]) -> tuple[str, list[Check], lis
                 "(did the run stop early, or do the users have no tasks?)",
             )
         )
+    checks += _ending_checks(plan, results)
     checks += _health_checks(plan, results)
     failed = [c for c in checks if not c.ok]
     if any(c.kind != HEALTH for c in failed):
@@ -189,6 +190,38 @@ def _integrity_checks(plan: Plan, results: Mapping[str, Any]) -> list[Check]:
     return checks
 
 
+# --- how the run ended -----------------------------------------------------------------------------
+
+ENDING_WORDS = {
+    "stopped": "was stopped",
+    "interrupted": "was interrupted",
+    "generator_died": "lost its load generator",
+}
+
+
+def _ending_checks(plan: Plan, results: Mapping[str, Any]) -> list[Check]:
+    """A run that ended before its gate window did proves nothing about the rest of it: what ran
+    is judged (a budget that failed there still fails), but it cannot pass. An abort is judged as
+    an integrity failure instead; a run whose plan ran out is complete."""
+    ending = results.get("ending")
+    if not isinstance(ending, Mapping) or ending.get("how") in (None, "completed", "aborted"):
+        return []
+    how = str(ending.get("how"))
+    window = results.get("window") or {}
+    ran = float(window.get("seconds") or 0.0)
+    gate = plan.gate_seconds()
+    if how != "generator_died" and ran >= gate - 0.5:
+        return []  # stopped at the very end: the whole gate ran
+    at = ending.get("at")
+    when = f" at {at}" if at else ""
+    detail = f": {ending['detail']}" if ending.get("detail") else ""
+    reason = (
+        f"The run {ENDING_WORDS.get(how, how)}{when}{detail}, after {_num(ran)} s of the "
+        f"{_num(gate)}-s gate window: only that part was judged, so it cannot pass"
+    )
+    return [Check("completed", False, round(ran, 3), round(gate, 3), "s", HEALTH, reason)]
+
+
 # --- generator health -------------------------------------------------------------------------------
 
 
@@ -199,15 +232,22 @@ def _health_checks(plan: Plan, results: Mapping[str, Any]) -> list[Check]:
     if scheduled > 0:  # closed-model locustfiles are not paced: nothing scheduled, nothing to judge
         sent = arrivals.get("sent") or 0
         late = arrivals.get("late") or 0
-        share = max(0, sent - late) / scheduled
+        dropped = arrivals.get("dropped") or 0
+        on_time = arrivals.get("on_time", max(0, sent - late))
+        unsent = arrivals.get("unsent", max(0, scheduled - sent - dropped))
+        ending = results.get("ending")
+        cut_short = isinstance(ending, Mapping) and ending.get("how") not in (None, "completed")
+        # Slots due but not taken when a run is cut short have no fate yet: not judged. At the end
+        # of a completed plan they were due and nobody took them: missed.
+        judged = sent + dropped + (0 if cut_short else unsent)
+        share = on_time / judged if judged else 1.0
         ok = share >= ON_TIME_MIN
         reason = None
         if not ok:
-            missed = scheduled - max(0, sent - late)
+            missed = f"{late} late, {dropped} dropped" + ("" if cut_short else f", {unsent} never sent")
             reason = (
-                f"Only {_pct(share)} of {scheduled} scheduled arrivals were sent on time (needs "
-                f"{_pct(ON_TIME_MIN)}; {missed} late or dropped): the generator or its user pool "
-                "may be the limit"
+                f"Only {_pct(share)} of {judged} arrivals were sent on time (needs "
+                f"{_pct(ON_TIME_MIN)}; {missed}): the generator or its user pool may be the limit"
             )
         checks.append(Check("arrivals_on_time", ok, round(share, 6), ON_TIME_MIN, "fraction", HEALTH, reason))
     generator = results.get("generator") or {}

@@ -152,8 +152,20 @@ class Plan:
         marked = [i for i, s in enumerate(self.stages) if s.gate]
         return marked or [len(self.stages) - 1]
 
+    def gate_window(self) -> tuple[float, float]:
+        """Plan-time start and end (seconds) of the gate window: the first gate stage's start to
+        the last one's end. Gate stages are consecutive (the loader checks), so this is one window."""
+        gates = self.gate_stages()
+        return self._starts[gates[0]], self._starts[gates[-1]] + self.stages[gates[-1]].duration_s
+
     def gate_seconds(self) -> float:
-        return sum(self.stages[i].duration_s for i in self.gate_stages())
+        start, end = self.gate_window()
+        return end - start
+
+    def gate_target_qps(self) -> float:
+        """The planned arrival rate averaged over the gate window (summary.json `qps.target`)."""
+        start, end = self.gate_window()
+        return self.arrivals_between(start, end) / (end - start) if end > start else 0.0
 
     def users_for(self, index: int) -> int:
         """The user pool for stage `index`: its `users`, else derived by Little's law.

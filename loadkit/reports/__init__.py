@@ -12,9 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from loadkit.measure.summary import json_safe
+from loadkit.measure.summary import dumps
 from loadkit.reports.junit import render_junit
 from loadkit.reports.markdown import render_markdown
 
@@ -38,7 +36,7 @@ def write_all(run_dir: str | Path, summary: dict[str, Any]) -> dict[str, Path]:
         path.write_bytes(data)
         written[name] = path
 
-    write("summary.json", orjson.dumps(json_safe(summary), option=orjson.OPT_INDENT_2) + b"\n")
+    write("summary.json", dumps(summary))
     write("junit.xml", render_junit(summary).encode("utf-8"))
     write("summary.md", render_markdown(summary).encode("utf-8"))
     try:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from loadkit.engine.clock import PlanClock
+
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 PLANS = sorted((SCENARIOS / "plans").glob("*.yaml"))
 LOCUSTFILES = sorted(p for p in SCENARIOS.glob("*.py") if p.name != "__init__.py")
@@ -85,11 +87,11 @@ def test_flash_sale_opens_at_the_open_stage_and_rounds_stay_inside_the_plan(monk
     event_mixed = pytest.importorskip("event_mixed")
     plan = plan_mod.load_plan(SCENARIOS / "plans" / "flash_sale-ci.yaml")
     t0 = 1_000_000.0
-    session = type("Session", (), {"plan": plan, "t0": t0})()
+    clock = PlanClock(plan, t0)
     for module in (flash_sale, event_mixed):
-        monkeypatch.setattr(module, "current_session", lambda: session)
+        monkeypatch.setattr(module, "plan_clock", lambda: clock)
     assert flash_sale.plan_opening() == t0 + plan.stage_start(1)  # "open" follows "gather"
     assert event_mixed.next_round(t0 + 0.5) == t0 + event_mixed.FLASH_ROUND_S
     assert event_mixed.next_round(t0 + plan.duration_s - 0.5) is None  # no round left: claim at once
-    session.t0 = None
+    clock = None
     assert flash_sale.plan_opening() is None and event_mixed.next_round() is None

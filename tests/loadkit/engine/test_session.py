@@ -25,8 +25,8 @@ PLAN = parse_plan(
 
 def session_at(elapsed_s: float) -> RunSession:
     """A local session whose plan time 0 was `elapsed_s` seconds ago, with 10 requests a second so far."""
-    session = RunSession(PLAN, role="local", report_dir=None, mock=None)
-    session.new_pacer(1.0)
+    session = RunSession(PLAN)
+    session.new_pacer()
     t0 = time.time() - elapsed_s
     session.begin(t0)
     for second in range(int(elapsed_s)):
@@ -35,8 +35,13 @@ def session_at(elapsed_s: float) -> RunSession:
     return session
 
 
+def live_of(session: RunSession) -> dict:
+    assert session.pacer is not None
+    return session.live(session.pacer.counts(), session.generator(1))
+
+
 def test_before_the_gate_live_gives_no_verdict_and_says_when_the_gate_starts() -> None:
-    live = session_at(10).live(1)
+    live = live_of(session_at(10))
     assert live["gate"]["started"] is False
     assert live["gate"]["starts_in_s"] == pytest.approx(20, abs=0.5)
     assert "verdict" not in live and "reasons" not in live
@@ -48,7 +53,7 @@ def test_before_the_gate_live_gives_no_verdict_and_says_when_the_gate_starts() -
 
 
 def test_once_the_gate_has_started_live_judges_as_before() -> None:
-    live = session_at(35).live(1)
+    live = live_of(session_at(35))
     assert live["gate"] == {"started": True, "starts_in_s": 0.0}
     assert live["verdict"] == "fail" and live["window"]["stages"] == ["hold"]
     assert any("below the 90 QPS budget" in reason for reason in live["reasons"])
@@ -57,7 +62,7 @@ def test_once_the_gate_has_started_live_judges_as_before() -> None:
 def test_a_run_aborted_before_the_gate_has_its_verdict() -> None:
     session = session_at(10)
     session.abort_reason = "error rate 25% above 20% for 5 s"
-    live = session.live(1)
+    live = live_of(session)
     assert live["gate"]["started"] is False
     assert live["verdict"] == "fail" and live["abort"] == {"reason": session.abort_reason}
     assert progress_line(live).endswith("| so far: fail")
@@ -68,6 +73,6 @@ def test_journeys_the_pacer_starts_are_counted_as_arrivals_held() -> None:
     assert session.pacer is not None
     takers = [gevent.spawn(session.pacer.take) for _ in range(5)]
     gevent.joinall(takers, timeout=2)
-    live = session.live(1)
+    live = live_of(session)
     assert session.pacer.sent == 5
     assert live["qps"]["arrivals_held"] > 0 and live["qps"]["held"] == 0.0

@@ -10,6 +10,7 @@ from typing import Any
 import msgpack
 import pytest
 
+from loadkit.measure.figures import iso
 from loadkit.measure.recorder import MAX_ERROR_KINDS, OTHER_ERRORS, DeltaError, Recorder
 from loadkit.plan import Plan, parse_plan
 
@@ -42,15 +43,19 @@ def test_requests_are_classified_by_stage_and_only_gate_stages_are_judged() -> N
         rec.record("a", t=T0 + 20 + k, response_ms=10, ok=True)  # hold
     rec.record("b", t=T0 + 39.9, response_ms=10, ok=False, error="boom")  # hold
     rec.record("a", t=T0 + 40, response_ms=5, ok=True)  # after the end: beyond
-    res = rec.results({}, {})
-    assert res["window"] == {"seconds": 20, "stages": ["hold"]}
+    res = rec.figures()
+    assert res["window"] == {"start": iso(T0 + 20), "end": iso(T0 + 40), "seconds": 20, "stages": ["hold"]}
     assert res["requests"] == {"count": 9, "successes": 8, "errors": 1, "expected_outcomes": 0}
     assert res["qps"]["held"] == pytest.approx(8 / 20)
     assert res["qps"]["target"] == pytest.approx(40)
     assert res["error_rate"] == pytest.approx(1 / 9, abs=1e-6)
     assert res["endpoints"]["a"]["requests"] == 8 and res["endpoints"]["b"]["errors"] == 1
-    assert res["seen"] == {"a": {"successes": 12, "errors": 1}, "b": {"successes": 0, "errors": 1}}
-    assert res["beyond"] == 3
+    assert rec.seen() == {
+        "a": {"successes": 12, "errors": 1, "outcomes": 0},
+        "b": {"successes": 0, "errors": 1, "outcomes": 0},
+    }
+    assert rec.whole_run() == {"requests": 14, "errors": 2}
+    assert rec.beyond == 3
     assert res["errors"] == [
         {"name": "a", "error": "boom", "occurrences": 1},
         {"name": "b", "error": "boom", "occurrences": 1},
@@ -68,7 +73,7 @@ def test_results_figures_on_synthetic_data() -> None:
                 "buy", t=T0 + second + k / 30, response_ms=20, lateness_s=late, ok=True, outcome=outcome
             )
         rec.record("query", t=T0 + second + 0.5, response_ms=100, ok=False, error="HTTPError: 503")
-    res = rec.results({"scheduled": 1, "sent": 1, "late": 0, "dropped": 0}, {"workers": 1})
+    res = rec.figures()
     assert res["requests"] == {"count": 620, "successes": 600, "errors": 20, "expected_outcomes": 200}
     assert res["outcomes"] == {"sold_out": 200}
     assert res["qps"] == {"target": pytest.approx(40), "held": pytest.approx(30), "arrivals_held": 0.0}
@@ -81,7 +86,6 @@ def test_results_figures_on_synthetic_data() -> None:
     assert res["latency_ms"]["max"] == pytest.approx(520, rel=0.001)
     assert res["endpoints"]["query"]["error_rate"] == 1.0
     assert res["errors"] == [{"name": "query", "error": "HTTPError: 503", "occurrences": 20}]
-    assert res["arrivals"]["scheduled"] == 1 and res["generator"] == {"workers": 1}
     ts = res["timeseries"]
     assert ts["interval_s"] == 1 and ts["t"] == list(range(40))
     assert ts["qps"][:20] == [0] * 20 and ts["qps"][20:] == [30] * 20
@@ -127,14 +131,14 @@ def test_two_workers_merged_equal_one_process() -> None:
             workers[i % 2].record_arrival(req["t"])
         if i % 1000 == 999:  # report_to_master every so often; the payload goes through msgpack
             for worker in workers:
-                master.merge(msgpack.unpackb(msgpack.packb(worker.take_delta())))
+                master.merge(msgpack.unpackb(msgpack.packb(worker.take_delta()), strict_map_key=False))
     for worker in workers:
-        master.merge(msgpack.unpackb(msgpack.packb(worker.take_delta())))
-    assert master.results({}, {}) == direct.results({}, {})
-    assert master.results({}, {})["qps"]["arrivals_held"] > 0
+        master.merge(msgpack.unpackb(msgpack.packb(worker.take_delta()), strict_map_key=False))
+    assert master.figures() == direct.figures()
+    assert master.figures()["qps"]["arrivals_held"] > 0
     assert master.live(T0 + 30) == direct.live(T0 + 30)
     # a worker's figures are all in the deltas it shipped
-    assert workers[0].results({}, {})["requests"]["count"] == 0
+    assert workers[0].figures()["requests"]["count"] == 0
 
 
 def test_delta_is_msgpack_and_json_friendly_and_empties_the_recorder() -> None:
@@ -142,11 +146,17 @@ def test_delta_is_msgpack_and_json_friendly_and_empties_the_recorder() -> None:
     rec.record("a", t=T0 + 25, response_ms=12.5, lateness_s=0.1, ok=True, outcome="sold_out")
     rec.record_arrival(T0 + 24.9)
     delta = rec.take_delta()
-    assert json.loads(json.dumps(delta)) == delta
-    assert msgpack.unpackb(msgpack.packb(delta)) == delta
-    assert delta["arrivals"] == [[2, 1]]
+    # Locust's channel unpacks with strict_map_key=False; JSON turns the int keys into strings,
+    # which merge() reads the same
+    assert msgpack.unpackb(msgpack.packb(delta), strict_map_key=False) == delta
+    via_msgpack, via_json = started(), started()
+    via_msgpack.merge(delta)
+    via_json.merge(json.loads(json.dumps(delta)))
+    assert via_json.figures() == via_msgpack.figures() and via_json.seen() == via_msgpack.seen()
+    assert delta["arrivals"] == {2: 1}
+    assert delta["cells"][0]["name"] == "a" and delta["cells"][0]["outcomes"] == {"sold_out": 1}
     empty = rec.take_delta()
-    assert empty["cells"] == [] and empty["seen"] == {} and empty["windows"] == [] and empty["arrivals"] == []
+    assert empty["cells"] == [] and empty["seen"] == {} and empty["windows"] == {} and empty["arrivals"] == {}
 
 
 @pytest.mark.parametrize(
@@ -154,10 +164,10 @@ def test_delta_is_msgpack_and_json_friendly_and_empties_the_recorder() -> None:
     [
         {},
         {"v": 99},
-        {"v": 1},  # before journeys started were shipped: the master would undercount arrivals held
-        {"v": 2, "cells": [[0, "a", 1]]},
-        {"v": 2, "cells": [], "windows": [[0, "garbage"]]},
-        {"v": 2, "cells": [], "windows": [], "arrivals": [[0]]},
+        {"v": 2, "cells": [], "windows": []},  # positional lists: an older worker
+        {"v": 3, "cells": [{"stage": 0, "name": "a", "count": 1}]},
+        {"v": 3, "cells": [], "windows": {0: "garbage"}},
+        {"v": 3, "cells": [], "windows": {}, "arrivals": [[0]]},
     ],
 )
 def test_malformed_delta_is_a_clear_error(bad: dict) -> None:
@@ -169,7 +179,7 @@ def test_distinct_error_messages_are_capped() -> None:
     rec = started()
     for k in range(MAX_ERROR_KINDS + 50):
         rec.record("a", t=T0 + 25, response_ms=1, ok=False, error=f"error {k}")
-    errors = rec.results({}, {})["errors"]
+    errors = rec.figures()["errors"]
     assert len(errors) == MAX_ERROR_KINDS + 1
     assert {"name": "a", "error": OTHER_ERRORS, "occurrences": 50} in errors
     assert sum(e["occurrences"] for e in errors) == MAX_ERROR_KINDS + 50
@@ -181,11 +191,11 @@ def test_live_uses_the_run_so_far_before_the_gate_and_the_gate_after() -> None:
         for _ in range(10):
             rec.record("a", t=T0 + second + 0.5, response_ms=5, ok=True)
     early = rec.live(T0 + 12.0)
-    assert early["window"] == {"seconds": 12.0, "stages": ["warmup", "ramp"]}
+    assert early["window"]["seconds"] == 12.0 and early["window"]["stages"] == ["warmup", "ramp"]
     assert early["requests"]["count"] == 200  # warmup and ramp (recorded hold requests not in the window)
     assert early["qps_now"] == pytest.approx(10)
     gate = rec.live(T0 + 30.0)
-    assert gate["window"] == {"seconds": 10.0, "stages": ["hold"]}
+    assert gate["window"]["seconds"] == 10.0 and gate["window"]["stages"] == ["hold"]
     assert gate["requests"]["count"] == 100 and gate["qps"]["held"] == pytest.approx(10)
     assert gate["qps"]["target"] == pytest.approx(40)
     assert len(gate["timeseries"]["t"]) == 30
@@ -200,8 +210,9 @@ def test_plan_without_gate_marks_is_judged_on_what_the_plan_says() -> None:
     rec = started(plan({"name": "a", "duration": "5s", "qps": 5}, {"name": "b", "duration": "10s", "qps": 5}))
     rec.record("x", t=T0 + 1, response_ms=5, ok=True)
     rec.record("x", t=T0 + 6, response_ms=5, ok=True)
-    res = rec.results({}, {})
-    assert res["window"] == {"seconds": 10, "stages": ["b"]} and res["requests"]["count"] == 1
+    res = rec.figures()
+    assert res["window"]["seconds"] == 10 and res["window"]["stages"] == ["b"]
+    assert res["requests"]["count"] == 1
 
 
 def test_results_until_cuts_the_gate_window_of_a_run_that_ended_early() -> None:
@@ -209,12 +220,18 @@ def test_results_until_cuts_the_gate_window_of_a_run_that_ended_early() -> None:
     for second in range(20, 25):
         for _ in range(40):
             rec.record("a", t=T0 + second + 0.5, response_ms=5, ok=True)
-    full = rec.results({}, {})
+    full = rec.figures()
     assert full["window"]["seconds"] == 20 and full["qps"]["held"] == pytest.approx(10)
-    cut = rec.results({}, {}, until=T0 + 25)
-    assert cut["window"] == {"seconds": 5.0, "stages": ["hold"]}
+    cut = rec.figures(until=T0 + 25)
+    assert cut["window"] == {"start": iso(T0 + 20), "end": iso(T0 + 25), "seconds": 5.0, "stages": ["hold"]}
     assert cut["qps"] == {"target": pytest.approx(40), "held": pytest.approx(40), "arrivals_held": 0.0}
-    assert rec.results({}, {}, until=T0 + 15)["window"] == {"seconds": 0, "stages": []}
+    # ended before the gate began: an empty window that ends where it starts, never before
+    assert rec.figures(until=T0 + 15)["window"] == {
+        "start": iso(T0 + 20),
+        "end": iso(T0 + 20),
+        "seconds": 0,
+        "stages": [],
+    }
 
 
 def _journeys(rec: Recorder, seconds: range) -> None:
@@ -237,12 +254,11 @@ def test_arrivals_held_counts_the_journeys_started_in_the_gate_window() -> None:
     _journeys(rec, range(30))
     early = rec.live(T0 + 10)  # before the gate: over the run so far
     assert early["qps"]["arrivals_held"] == pytest.approx(10) and early["qps"]["held"] == pytest.approx(30)
-    cut = rec.results({}, {}, until=T0 + 30)  # a run stopped 10 s into the hold
+    cut = rec.figures(until=T0 + 30)  # a run stopped 10 s into the hold
     assert cut["qps"]["arrivals_held"] == pytest.approx(40)
     _journeys(rec, range(30, 40))
-    res = rec.results({"scheduled": 1400, "sent": 1400, "late": 0, "dropped": 0}, {})
+    res = rec.figures()
     assert res["qps"] == {"target": pytest.approx(40), "held": pytest.approx(120), "arrivals_held": 40.0}
-    assert res["arrivals"]["sent"] == 1400  # the pacer's whole-run counts are passed through
     # per second too, for the report's chart: journeys started, beside requests and the plan
     series = res["timeseries"]
     assert series["arrivals"] == [10] * 20 + [40] * 20

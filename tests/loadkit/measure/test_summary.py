@@ -1,4 +1,5 @@
-"""build_summary(): the summary.json document (schema 1), its verdict and its JSON safety."""
+"""build_summary(), dumps(), load_summary(): the summary.json document (schema 2), its verdict,
+its exact keys, its JSON safety, and reading older documents."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from loadkit.measure.summary import build_summary, json_safe
+from loadkit.measure.summary import KEYS, build_summary, dumps, json_safe, load_summary
 from loadkit.plan import parse_plan
 
 PLAN = parse_plan(
@@ -23,54 +24,58 @@ PLAN = parse_plan(
 )
 
 SCHEMA_KEYS = [
-    "schema", "tool", "verdict", "exit_code", "reasons", "plan", "started_at", "finished_at", "window",
-    "qps", "latency_ms", "latency_ms_service", "error_rate", "requests", "outcomes", "arrivals", "checks",
-    "endpoints", "generator", "errors", "abort", "audit", "reconciliation", "timeseries",
+    "schema", "tool", "verdict", "exit_code", "reasons", "ending", "plan", "started_at", "finished_at",
+    "window", "qps", "latency_ms", "latency_ms_service", "error_rate", "requests", "outcomes", "arrivals",
+    "whole_run", "checks", "endpoints", "generator", "errors", "abort", "audit", "reconciliation", "timeseries",
 ]  # fmt: skip
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "sample_summary.json"
+STARTED = 1795507200.0  # 2026-11-24T08:00:00Z
 
 
 def results(**over):
     base = {
-        "window": {"seconds": 20.0, "stages": ["hold"]},
+        "window": {
+            "start": "2026-11-24T08:00:10+00:00",
+            "end": "2026-11-24T08:00:30+00:00",
+            "seconds": 20.0,
+            "stages": ["hold"],
+        },
         "qps": {"target": 100.0, "held": 99.2, "arrivals_held": 99.6},
         "latency_ms": {"p50": 10.0, "p90": 20.0, "p95": 30.0, "p99": 120.0, "max": 400.0},
         "latency_ms_service": {"p50": 9.0, "p90": 19.0, "p95": 29.0, "p99": 110.0, "max": 390.0},
         "error_rate": 0.0,
         "requests": {"count": 1984, "successes": 1984, "errors": 0, "expected_outcomes": 3},
         "outcomes": {"sold_out": 3},
-        "arrivals": {"scheduled": 2000, "sent": 2000, "late": 0, "dropped": 0},
+        "arrivals": {"scheduled": 2000, "sent": 2000, "on_time": 2000, "late": 0, "dropped": 0, "unsent": 0},
         "endpoints": {"get": {"requests": 1984, "qps_held": 99.2, "latency_ms": {"p99": 120.0}}},
         "generator": {"cpu_max": 40.0, "cpu_avg": 30.0, "cpu_high_s": 0.0, "workers": 1, "workers_lost": 0},
         "errors": [],
-        "seen": {"get": {"successes": 2400, "errors": 0}},
+        "ending": {"how": "completed", "at": "2026-11-24T08:00:30+00:00", "plan_s": 30.0, "detail": None},
     }
     base.update(over)
     return base
 
 
 def build(res, **kw):
-    return build_summary(
-        PLAN,
-        res,
-        started_at=kw.pop("started_at", "2026-11-24T08:00:00+00:00"),
-        finished_at=kw.pop("finished_at", 1795507230.0),
-        window=kw.pop("window", {"start": 1795507210.0, "end": "2026-11-24T08:00:30+00:00"}),
-        **kw,
-    )
+    return build_summary(PLAN, res, started_at=STARTED, finished_at=STARTED + 30, **kw)
 
 
-def test_full_document_in_schema_order():
+def test_full_document_has_exactly_the_schema_keys_in_order():
     doc = build(results())
-    assert list(doc)[: len(SCHEMA_KEYS)] == SCHEMA_KEYS
-    assert doc["schema"] == 1 and doc["tool"] == "loadkit"
+    assert list(doc) == SCHEMA_KEYS == list(KEYS)
+    assert doc["schema"] == 2 and doc["tool"] == "loadkit"
     assert doc["verdict"] == "pass" and doc["exit_code"] == 0 and doc["reasons"] == []
-    assert doc["plan"]["name"] == "jifenbao"
-    assert doc["plan"]["file"] == "plans/jifenbao.yaml"
-    assert doc["plan"]["host"] == "http://127.0.0.1:8080"
+    assert doc["ending"]["how"] == "completed"
+    assert doc["plan"] == {
+        "name": "jifenbao",
+        "file": "plans/jifenbao.yaml",
+        "host": "http://127.0.0.1:8080",
+        "raw": doc["plan"]["raw"],
+    }
     assert doc["plan"]["raw"]["stages"][0]["qps"] == [0, 100]
     assert doc["started_at"] == "2026-11-24T08:00:00+00:00"
-    assert doc["finished_at"].endswith("+00:00") and doc["finished_at"].startswith("2026-")
-    assert doc["window"]["start"].startswith("2026-") and doc["window"]["end"] == "2026-11-24T08:00:30+00:00"
+    assert doc["finished_at"] == "2026-11-24T08:00:30+00:00"
+    assert doc["window"]["end"] == "2026-11-24T08:00:30+00:00"
     assert doc["window"]["seconds"] == 20.0 and doc["window"]["stages"] == ["hold"]
     assert doc["qps"] == {"target": 100.0, "held": 99.2, "arrivals_held": 99.6}
     assert doc["outcomes"] == {"sold_out": 3}
@@ -81,10 +86,16 @@ def test_full_document_in_schema_order():
         "generator_cpu",
         "workers_lost",
     ]
-    assert set(doc["checks"][0]) >= {"name", "ok", "observed", "limit", "unit"}
+    assert set(doc["checks"][0]) == {"name", "ok", "observed", "limit", "unit", "kind", "reason"}
     assert doc["abort"] is None and doc["audit"] is None and doc["reconciliation"] is None
-    assert doc["seen"] == {"get": {"successes": 2400, "errors": 0}}  # diagnostics kept after the schema
     json.dumps(doc, allow_nan=False)
+
+
+def test_stray_evidence_keys_never_reach_the_document():
+    doc = build(results(seen={"get": {"successes": 1, "errors": 0}}, beyond=3, run={"requests": 5}))
+    assert list(doc) == SCHEMA_KEYS
+    doc = build(results(qps={"note": "x", "held": 5.0, "target": 10.0}))
+    assert doc["qps"] == {"target": 10.0, "held": 5.0, "arrivals_held": None}
 
 
 def test_failing_run_carries_verdict_exit_code_and_reasons():
@@ -103,43 +114,68 @@ def test_inconclusive_exit_code():
     assert doc["verdict"] == "inconclusive" and doc["exit_code"] == 2
 
 
+def test_an_interrupted_run_says_so_and_cannot_pass():
+    ending = {"how": "interrupted", "at": "2026-11-24T08:00:22+00:00", "plan_s": 22.0, "detail": None}
+    window = {**results()["window"], "end": "2026-11-24T08:00:22+00:00", "seconds": 12.0}
+    doc = build(results(ending=ending, window=window))
+    assert doc["verdict"] == "inconclusive" and doc["ending"] == ending
+    assert any(
+        "interrupted at 2026-11-24T08:00:22+00:00" in r and "12 s of the 20-s gate" in r
+        for r in doc["reasons"]
+    )
+    # a budget that failed in the part that ran still fails
+    doc = build(results(ending=ending, window=window, qps={"target": 100.0, "held": 10.0}))
+    assert doc["verdict"] == "fail"
+
+
 def test_nan_and_infinity_become_null():
     res = results(latency_ms={"p50": math.nan, "p90": math.inf, "p95": -math.inf, "p99": 10.0, "max": 20.0})
     doc = build(res)
-    assert (
-        doc["latency_ms"]["p50"] is None
-        and doc["latency_ms"]["p90"] is None
-        and doc["latency_ms"]["p95"] is None
-    )
-    text = json.dumps(doc, allow_nan=False)
+    assert doc["latency_ms"]["p50"] is None and doc["latency_ms"]["p90"] is None
+    assert doc["latency_ms"]["p95"] is None
+    text = dumps(doc).decode()
     assert "NaN" not in text and "Infinity" not in text
 
 
 def test_defaults_for_missing_figures():
-    doc = build({"requests": {"count": 0}}, window={"start": "a", "end": "b"})
+    doc = build({"requests": {"count": 0, "successes": 0, "errors": 0, "expected_outcomes": 0}})
     assert doc["verdict"] == "inconclusive"  # no traffic
     assert doc["qps"]["target"] == 100.0  # the plan's mean over its gate stage
     assert doc["qps"]["held"] is None and doc["qps"]["arrivals_held"] is None
     assert doc["latency_ms"] == {"p50": None, "p90": None, "p95": None, "p99": None, "max": None}
     assert doc["window"]["seconds"] == 20.0 and doc["window"]["stages"] == ["hold"]
     assert doc["timeseries"]["t"] == [] and doc["errors"] == [] and doc["endpoints"] == {}
+    assert doc["arrivals"]["unsent"] == 0 and doc["ending"] is None
     json.dumps(doc, allow_nan=False)
 
 
-def test_qps_keys_come_first_and_unknown_ones_are_kept():
-    doc = build(results(qps={"note": "x", "held": 5.0, "target": 10.0}))
-    assert doc["qps"] == {"target": 10.0, "held": 5.0, "arrivals_held": None, "note": "x"}
-    assert list(doc["qps"]) == ["target", "held", "arrivals_held", "note"]
-
-
-def test_host_actually_used_and_extra_keys():
-    doc = build(
-        results(host="http://localhost:9999"), extra={"run": {"requests": 2400}, "verdict": "ignored"}
-    )
+def test_host_actually_used():
+    doc = build(results(), host="http://localhost:9999")
     assert doc["plan"]["host"] == "http://localhost:9999"
-    assert "host" not in doc
-    assert doc["run"] == {"requests": 2400}
-    assert doc["verdict"] == "pass"  # extra cannot overwrite the verdict
+
+
+def test_load_summary_round_trips_and_upgrades_schema_1():
+    doc = build(results())
+    assert load_summary(json.loads(dumps(doc))) == doc
+    old = json.loads(FIXTURE.read_text())
+    old["seen"], old["beyond"], old["run"] = {"a": {}}, 3, {"requests": 1}
+    upgraded = load_summary(old)
+    assert list(upgraded) == SCHEMA_KEYS and upgraded["schema"] == 2 and upgraded["ending"] is None
+    arrivals = upgraded["arrivals"]
+    assert arrivals["on_time"] == arrivals["sent"] - arrivals["late"]
+    assert arrivals["scheduled"] == arrivals["sent"] + arrivals["dropped"] + arrivals["unsent"]
+    assert upgraded["qps"]["arrivals_held"] is None
+    assert upgraded["whole_run"] == {"requests": 1, "errors": 0}  # schema 1 kept it as `run`
+
+
+def test_load_summary_refuses_what_is_not_a_summary():
+    for bad in ([], {"tool": "k6"}, {"tool": "loadkit"}):
+        try:
+            load_summary(bad)
+        except ValueError as exc:
+            assert "not a loadkit summary" in str(exc)
+        else:
+            raise AssertionError(f"{bad!r} was accepted")
 
 
 def test_json_safe_converts_odd_values():

@@ -29,9 +29,8 @@ def summary(**res):
         "host": "http://127.0.0.1:8080",
     }
     base.update(res)
-    return build_summary(
-        PLAN, base, started_at="2026-11-24T08:00:00+00:00", finished_at="2026-11-24T08:01:00+00:00", window={}
-    )
+    host = base.pop("host")
+    return build_summary(PLAN, base, started_at=1795507200.0, finished_at=1795507260.0, host=host)
 
 
 def parse(doc):

@@ -40,7 +40,7 @@ def summary(**res):
         "audit": {"ok": True, "violations": []},
     }  # fmt: skip
     base.update(res)
-    return build_summary(PLAN, base, started_at="2026-11-24T08:00:00+00:00", finished_at="x", window={})
+    return build_summary(PLAN, base, started_at=1795507200.0, finished_at=1795507260.0)
 
 
 def test_passing_run():

@@ -1,0 +1,45 @@
+"""The wire formats between a master and its workers (msgpack through Locust's own channel).
+
+- master -> workers, custom message `loadkit:start`: `StartMessage`, once per test.
+- workers -> master, inside Locust's `report_to_master` data under the key "loadkit":
+  `WorkerReport`, every report interval (3 s) and once more at the end.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from loadkit.measure.figures import Arrivals
+from loadkit.measure.recorder import DeltaError, RecorderDelta
+
+START_MESSAGE = "loadkit:start"
+
+
+class StartMessage(TypedDict):
+    t0: float  # epoch seconds of plan time 0, shared by every worker
+    workers: int  # how many workers share the rate: each paces 1/workers of it
+    plan: dict[str, Any]  # the plan keys a worker needs to pace (it may have no plan file)
+
+
+class WorkerReport(TypedDict):
+    t0: float  # the test the figures belong to (a late report of an earlier test is ignored)
+    recorder: RecorderDelta
+    arrivals: Arrivals  # cumulative counts of this worker's pacer
+    cpu: list[tuple[float, float]]  # (epoch second, percent of one core) samples since the last report
+
+
+def check_report(payload: Any) -> WorkerReport:
+    """The report as sent, or DeltaError naming what is missing (the recorder delta itself is
+    checked field by field when it is merged)."""
+    if not isinstance(payload, dict):
+        raise DeltaError(f"a worker report must be a mapping, got {type(payload).__name__}")
+    missing = [key for key in WorkerReport.__annotations__ if key not in payload]
+    if missing:
+        raise DeltaError(f"a worker report without {', '.join(missing)}")
+    try:
+        float(payload["t0"])
+        cpu = [(float(t), float(c)) for t, c in payload["cpu"]]
+        arrivals = {key: int(payload["arrivals"].get(key, 0)) for key in Arrivals.__annotations__}
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise DeltaError(f"malformed worker report: {exc!r}") from exc
+    return {**payload, "cpu": cpu, "arrivals": arrivals}  # type: ignore[typeddict-item]
