@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.summary_schema import schema_errors
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +38,9 @@ def loadkit_run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tup
 
 
 def summary_of(report: Path) -> dict:
-    return json.loads((report / "summary.json").read_text())
+    summary = json.loads((report / "summary.json").read_text())
+    assert schema_errors(summary) == [], "summary.json breaks docs/summary.schema.json"
+    return summary
 
 
 def test_every_scenario_has_a_ci_plan():

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from loadkit.measure.summary import KEYS, build_summary, dumps, json_safe, load_summary
 from loadkit.plan import parse_plan
+from tests.summary_schema import schema_errors
 
 PLAN = parse_plan(
     {
@@ -181,3 +182,15 @@ def test_load_summary_refuses_what_is_not_a_summary():
 def test_json_safe_converts_odd_values():
     out = json_safe({1: (1.0, math.nan), "p": Path("/x"), "s": {3}, "f": float("inf")})
     assert out == {"1": [1.0, None], "p": "/x", "s": [3], "f": None}
+
+
+def test_documents_validate_against_the_shipped_schema():
+    for doc in (
+        build(results()),
+        build(results(qps={"target": 100.0, "held": 60.0})),
+        build({"requests": {"count": 0, "successes": 0, "errors": 0, "expected_outcomes": 0}}),
+        load_summary(json.loads(FIXTURE.read_text())),
+    ):
+        assert schema_errors(json.loads(dumps(doc))) == []
+    stray = {**json.loads(dumps(build(results()))), "seen": {}}
+    assert schema_errors(stray) == ["(top): Additional properties are not allowed ('seen' was unexpected)"]
