@@ -10,15 +10,51 @@ with the mixed-event plan's 1,500 users, and a quarter more generator CPU (BENCH
 `KeepAliveClientPool` makes the same check with ``poll()``, which takes any descriptor. It
 changes the class of each connection pool it creates (the only way in: HTTPClient builds its
 pool inline), and nothing else.
+
+This reaches into geventhttpclient's private parts (`HTTPClient._connection_pool`,
+`ConnectionPool._is_socket_alive`), so pyproject pins the minor range it was tested on and
+`check_internals()` runs at import: a release that renames them fails loudly here rather than
+silently bringing the reconnect storms back. tests/loadkit/engine/test_connections.py holds a
+canary that fails once upstream fixes the defect, so this work-around can then be removed.
 """
 
 from __future__ import annotations
 
+import inspect
+from importlib.metadata import version
 from typing import Any
 
 from gevent.monkey import get_original
 from geventhttpclient.client import HTTPClient, HTTPClientPool
 from geventhttpclient.connectionpool import ConnectionPool, SSLConnectionPool
+
+TESTED = "2.6"  # the geventhttpclient minor release this module was written against (pyproject pins it)
+
+
+class UnsupportedGeventHttpClient(ImportError):
+    """geventhttpclient no longer has the internals the keep-alive fix relies on."""
+
+
+def check_internals() -> None:
+    """Raise if geventhttpclient lacks what `KeepAliveClientPool` replaces or reads."""
+    problems = []
+    if not callable(getattr(ConnectionPool, "_is_socket_alive", None)):
+        problems.append("ConnectionPool._is_socket_alive is gone")
+    elif list(inspect.signature(ConnectionPool._is_socket_alive).parameters) != ["self", "sock"]:
+        problems.append("ConnectionPool._is_socket_alive(self, sock) changed its signature")
+    if "_connection_pool" not in inspect.getsource(HTTPClient.__init__):
+        problems.append("HTTPClient no longer keeps its pool in _connection_pool")
+    if not issubclass(SSLConnectionPool, ConnectionPool):
+        problems.append("SSLConnectionPool is no longer a ConnectionPool")
+    if problems:
+        raise UnsupportedGeventHttpClient(
+            f"loadkit's keep-alive fix (loadkit/engine/connections.py, tested on geventhttpclient "
+            f"{TESTED}.x) cannot work with geventhttpclient {version('geventhttpclient')}: "
+            + "; ".join(problems)
+        )
+
+
+check_internals()
 
 # gevent's monkey-patching swaps select.poll for a cooperative one; a zero-timeout poll never
 # blocks, so the original (no greenlet switch) is enough here.
@@ -65,7 +101,7 @@ class KeepAliveClientPool(HTTPClientPool):
 
     def get_client(self, url: Any) -> HTTPClient:
         client = super().get_client(url)
-        pool = getattr(client, "_connection_pool", None)  # private: absent in another version, no fix
+        pool = client._connection_pool  # private: check_internals() vouches for it
         fixed = _POLL_CHECKED.get(type(pool))
         if fixed is not None:  # once per client: afterwards its type is the fixed one
             pool.__class__ = fixed

@@ -18,9 +18,11 @@ from gevent.monkey import get_original
 from gevent.pywsgi import WSGIServer
 from gevent.server import StreamServer
 from geventhttpclient.client import HTTPClientPool
+from geventhttpclient.connectionpool import ConnectionPool
 from locust import FastHttpUser, task
 from locust.env import Environment
 
+from loadkit.engine import connections
 from loadkit.engine.connections import KeepAliveClientPool, idle_and_open
 from loadkit.platform.user import PlatformUser
 
@@ -179,9 +181,10 @@ def test_one_connection_per_user_above_fd_setsize() -> None:
         pytest.skip(counts["skip"])
     assert counts["lowest_free"] > 1024  # so the users' sockets had descriptors above 1023
     assert counts["Visitor"] == 1  # PlatformUser keeps its one connection
-    # Locust's plain FastHttpUser reconnects on every request while geventhttpclient has the
-    # defect (2.6.1); 1 would mean a release fixed it, and the workaround can go.
-    assert counts["Plain"] in (REQUESTS, 1)
+    # The canary: Locust's plain FastHttpUser reconnects on every request while geventhttpclient
+    # has the defect. When this fails with Plain == 1, a release fixed it: remove the work-around
+    # (loadkit/engine/connections.py) and this test.
+    assert counts["Plain"] == REQUESTS, "geventhttpclient fixed the select() defect: drop the work-around"
 
 
 def test_platform_user_keeps_one_connection_below_fd_setsize(server: Server) -> None:
@@ -259,3 +262,10 @@ def test_a_shared_client_pool_the_user_class_chose_is_kept(server: Server) -> No
 
     users = [Sharing(Environment()) for _ in range(2)]
     assert all(user.client.client.clientpool is shared for user in users)
+
+
+def test_check_internals_fails_loudly_when_geventhttpclient_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    connections.check_internals()  # the installed, pinned release has what the fix needs
+    monkeypatch.delattr(ConnectionPool, "_is_socket_alive")
+    with pytest.raises(connections.UnsupportedGeventHttpClient, match="_is_socket_alive is gone"):
+        connections.check_internals()
