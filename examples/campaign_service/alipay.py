@@ -154,7 +154,7 @@ def _top_level(text: str) -> dict[str, tuple[int, int, Any]]:
         while True:
             name, i = _DECODER.raw_decode(text, i)
             if not isinstance(name, str):
-                raise ResponseError("a member name is not a string")
+                raise ValueError("a member name is not a string")
             i = _skip(text, i)
             _expect(text, i, ":")
             start = _skip(text, i + 1)
@@ -163,7 +163,7 @@ def _top_level(text: str) -> dict[str, tuple[int, int, Any]]:
             i = _skip(text, end)
             if text.startswith("}", i):
                 if _skip(text, i + 1) != len(text):
-                    raise ResponseError("text after the response object")
+                    raise ValueError("text after the response object")
                 return out
             _expect(text, i, ",")
             i = _skip(text, i + 1)
@@ -179,7 +179,7 @@ def _skip(text: str, i: int) -> int:
 
 def _expect(text: str, i: int, char: str) -> None:
     if not text.startswith(char, i):
-        raise ResponseError(f"expected {char!r} at offset {i}")
+        raise ValueError(f"expected {char!r} at offset {i}")
 
 
 def _verify(key: rsa.RSAPublicKey, data: bytes, signature_b64: str) -> bool:
