@@ -21,9 +21,9 @@ from campaign_service import answers
 from campaign_service.answers import Answer
 from campaign_service.budget import BudgetCache
 from campaign_service.claims import Claims
+from campaign_service.gateway import PlatformClient
 from campaign_service.login import login
 from campaign_service.metrics import CONTENT_TYPE, Metrics
-from campaign_service.platform import PlatformClient
 from campaign_service.repository import GrantStore
 from campaign_service.sessions import SessionSigner
 from campaign_service.settings import Settings

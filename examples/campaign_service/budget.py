@@ -12,7 +12,7 @@ import asyncio
 
 from campaign_service.answers import Answer, platform_rejected, try_later
 from campaign_service.campaigns import PointsCampaign
-from campaign_service.platform import Outcome, PlatformClient
+from campaign_service.gateway import Outcome, PlatformClient
 
 __all__ = ["BUDGET_QUERY", "BudgetCache"]
 

@@ -11,7 +11,7 @@ import re
 import time
 
 from campaign_service.answers import Answer, error, platform_rejected, try_later
-from campaign_service.platform import Outcome, PlatformClient
+from campaign_service.gateway import Outcome, PlatformClient
 from campaign_service.sessions import SessionSigner
 
 __all__ = ["OAUTH_TOKEN", "login"]
