@@ -224,3 +224,52 @@ def test_an_outage_answers_try_later_within_the_deadline_and_opens_the_breaker(
     assert [(r["user_id"], r["status"], r["attempts"]) for r in rows] == [(uid, "unknown", 3)]
     status, _, body = svc.request("GET", "/api/jifenbao/budget")
     assert status == 503 and body["result"] == "try_later"
+
+
+def test_throttling_fails_the_grant_cleanly_and_frees_the_slot(
+    mock: Mock, start_service: StartService
+) -> None:
+    svc = start_service(mock, env={"CAMPAIGN_PLATFORM_BACKOFF_S": "0.02"})
+    first, second = user(20), user(21)
+    svc.login(first), svc.login(second)
+    mock.faults({VOUCHER_SEND: {"throttle": {"rate": 0.001, "burst": 1}}})  # one call, then 40005
+    assert svc.claim("/api/coupons/flash-sale/claim", first)[2]["result"] == "granted"
+    status, _, body = svc.claim("/api/coupons/flash-sale/claim", second)
+    assert status == 503 and body["result"] == "try_later"
+    row = next(r for r in svc.grants() if r["user_id"] == second)
+    # 40005 means the platform did nothing: the row is failed (not unknown) and holds no slot.
+    assert (row["status"], row["code"], row["attempts"]) == ("failed", "throttled", 3)
+    mock.faults({})
+    status, _, body = svc.claim("/api/coupons/flash-sale/claim", second)
+    assert status == 200 and body["result"] == "granted" and body["biz_no"] != row["biz_no"]
+    assert mock.method_totals(VOUCHER_SEND)["effects"] == 2
+
+
+def test_a_full_bulkhead_answers_at_once(mock: Mock, start_service: StartService) -> None:
+    svc = start_service(mock, env={"CAMPAIGN_PLATFORM_MAX_INFLIGHT": "1"})
+    sessions = [svc.login(user(n)) for n in (30, 31)]
+    mock.faults({POINTS_SEND: {"latency": {"dist": "constant", "ms": 700}}})
+    with ThreadPoolExecutor(2) as pool:
+        slow = pool.submit(svc.request, "POST", "/api/jifenbao/claim", session=sessions[0])
+        time.sleep(0.2)
+        started = time.monotonic()
+        status, headers, body = svc.request("POST", "/api/jifenbao/claim", session=sessions[1])
+        assert time.monotonic() - started < 0.3
+        assert status == 503 and body["result"] == "try_later" and headers["Retry-After"] == "1"
+        assert slow.result()[2]["result"] == "granted"
+    _, _, metrics = svc.request("GET", "/metrics")
+    assert 'outcome="bulkhead_full"' in metrics
+    assert len(svc.grants()) == 1  # the refused claim left no row
+
+
+def test_a_platform_refusal_that_is_not_the_users_is_a_502(
+    mock: Mock, start_service: StartService, tmp_path
+) -> None:
+    config = tmp_path / "campaigns.yaml"
+    config.write_text("coupons:\n  ghost: {activity_id: NO-SUCH-ACTIVITY, per_user_limit: 1}\n")
+    svc = start_service(mock, args=["--config", str(config)])
+    status, _, body = svc.claim("/api/coupons/ghost/claim", user(40))
+    assert status == 502 and body["error"] == "platform_rejected" and "ACTIVITY_NOT_EXIST" in body["message"]
+    (row,) = svc.grants()
+    assert (row["status"], row["code"]) == ("failed", "ACTIVITY_NOT_EXIST")
+    assert svc.request("POST", "/api/jifenbao/claim", session=svc.login(user(40)))[0] == 404  # not configured

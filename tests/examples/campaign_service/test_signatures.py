@@ -52,8 +52,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.rfile.read(length)
         method = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)["method"][0]
         self.server.calls.append(method)
-        body = self.server.envelope(method)
-        self.send_response(200)
+        if self.server.mode.startswith("http"):
+            status, body = int(self.server.mode[4:]), b"busy"
+        else:
+            status, body = 200, self.server.envelope(method)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -116,3 +119,30 @@ def test_a_login_answer_that_does_not_verify_is_refused_and_not_repeated(
     status, _, body = svc.request("POST", "/api/login", {"auth_code": "fake-code"})
     assert status == 503 and body["result"] == "try_later"
     assert fake.calls == ["alipay.system.oauth.token"]  # a single-use code is not sent twice
+
+
+@pytest.mark.parametrize(("mode", "outcome"), [("http429", "throttled"), ("http502", "unavailable")])
+def test_http_errors_from_the_gateway_are_platform_trouble(
+    fake: FakeGateway, start_service: StartService, keys: KeyFiles, mode: str, outcome: str
+) -> None:
+    host, port = fake.server_address[:2]
+    svc = start_service(
+        None,
+        gateway=f"http://{host}:{port}/gateway.do",
+        env={
+            "CAMPAIGN_PLATFORM_PUBLIC_KEY_FILE": str(keys.other_public),
+            "CAMPAIGN_PLATFORM_BACKOFF_S": "0.02",
+        },
+    )
+    session = svc.request("POST", "/api/login", {"auth_code": "fake-code"})[2]["session"]
+    fake.mode = mode
+    status, _, body = svc.request("POST", "/api/jifenbao/claim", session=session)
+    assert status == 503 and body["result"] == "try_later"
+    assert fake.calls.count("alipay.user.alipaypoint.send") == 3
+    _, _, metrics = svc.request("GET", "/metrics")
+    assert (
+        f'campaign_platform_calls_total{{method="alipay.user.alipaypoint.send",outcome="{outcome}"}} 3.0'
+        in metrics
+    )
+    (row,) = svc.grants()
+    assert row["status"] == ("failed" if outcome == "throttled" else "unknown")
