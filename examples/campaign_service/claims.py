@@ -40,6 +40,7 @@ POINTS_SEND = "alipay.user.alipaypoint.send"
 VOUCHER_SEND = "alipay.marketing.activity.voucher.send"
 CASH_TRIGGER = "alipay.marketing.campaign.cash.trigger"
 FOLLOW_QUERY = "alipay.open.public.user.follow.query"
+NO_PRIZE = "trigger_result_false"
 LEASE_MARGIN_S = 5.0  # a pending row outlives its request's deadline by this much before others may resume it
 _RNG = random.Random()  # seeded from os.urandom
 _YUAN = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
@@ -71,7 +72,9 @@ class _Spec:
     prefix: str  # of the biz number
     biz_key: str  # partner_biz_no | out_biz_no
     biz: Callable[[GrantRow], dict[str, Any]]
-    granted: Callable[[GrantRow, Reply], tuple[str | None, int | None, dict[str, Any]]]
+    # (platform_id, amount or None to keep the row's, extra answer fields), or None when the
+    # platform answered but granted nothing (a cash trigger with trigger_result "false")
+    granted: Callable[[GrantRow, Reply], tuple[str | None, int | None, dict[str, Any]] | None]
     done: Callable[[GrantRow], Answer]
 
 
@@ -135,7 +138,9 @@ class Claims:
         return await self._grant(_voucher_spec(gift), user_id, deadline, following)
 
     async def red_envelope(self, campaign: CashCampaign, user_id: str, deadline: float) -> Answer:
-        def granted(row: GrantRow, reply: Reply) -> tuple[str | None, int | None, dict[str, Any]]:
+        def granted(row: GrantRow, reply: Reply) -> tuple[str | None, int | None, dict[str, Any]] | None:
+            if str(reply.fields.get("trigger_result", "true")).lower() != "true":
+                return None  # answered, but no prize: nothing was paid
             prize = str(reply.fields.get("prize_amount", ""))
             fen = int(Decimal(prize) * 100) if _YUAN.fullmatch(prize) else None
             return _text(reply, "biz_no"), fen, {"amount": prize}
@@ -204,7 +209,12 @@ class Claims:
         )
         now, reply = time.time(), result.reply
         if reply is not None and result.outcome is Outcome.OK:
-            platform_id, amount, fields = spec.granted(row, reply)
+            success = spec.granted(row, reply)
+            if success is None:  # answered, but granted nothing
+                await self.store.finish(row.grant_id, "failed", now, attempts=result.attempts, code=NO_PRIZE)
+                self.metrics.grants.labels(spec.kind, "failed").inc()
+                return Answer(200, {"result": "no_prize"})
+            platform_id, amount, fields = success
             final = await self.store.finish(
                 row.grant_id, "granted", now, attempts=result.attempts, platform_id=platform_id, amount=amount
             )

@@ -21,6 +21,7 @@ USER_ID = "2088000000000777"
 ANSWERS = {
     "alipay.system.oauth.token": {"user_id": USER_ID, "access_token": "t", "expires_in": "3600"},
     "alipay.user.alipaypoint.send": {"record_id": "PNT-FAKE-1"},
+    "alipay.marketing.campaign.cash.trigger": {"trigger_result": "false", "error_msg": "no prize this time"},
 }
 STRANGER = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
@@ -146,3 +147,19 @@ def test_http_errors_from_the_gateway_are_platform_trouble(
     )
     (row,) = svc.grants()
     assert row["status"] == ("failed" if outcome == "throttled" else "unknown")
+
+
+def test_a_cash_trigger_that_pays_nothing_is_not_a_grant(
+    fake: FakeGateway, start_service: StartService, keys: KeyFiles
+) -> None:
+    host, port = fake.server_address[:2]
+    svc = start_service(
+        None,
+        gateway=f"http://{host}:{port}/gateway.do",
+        env={"CAMPAIGN_PLATFORM_PUBLIC_KEY_FILE": str(keys.other_public)},
+    )
+    session = svc.request("POST", "/api/login", {"auth_code": "fake-code"})[2]["session"]
+    status, _, body = svc.request("POST", "/api/red-envelope/tap", session=session)
+    assert (status, body) == (200, {"result": "no_prize"})
+    (row,) = svc.grants()
+    assert (row["status"], row["code"], row["amount"]) == ("failed", "trigger_result_false", 0)
