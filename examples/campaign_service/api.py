@@ -185,6 +185,16 @@ def session_user(request: web.Request) -> str:
     return user_id
 
 
+async def claimant(request: web.Request) -> tuple[ServiceState, float, str]:
+    """What every claim starts with: its deadline (from its arrival), the session's user, and a
+    body that is empty or a JSON object (its content is not used)."""
+    state = request.app[STATE]
+    deadline = state.deadline()
+    user_id = session_user(request)
+    await read_json(request, required=False)
+    return state, deadline, user_id
+
+
 async def handle_login(request: web.Request) -> web.Response:
     state = request.app[STATE]
     deadline = state.deadline()
@@ -211,20 +221,14 @@ async def handle_budget(request: web.Request) -> web.Response:
 
 
 async def handle_points(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    deadline = state.deadline()
-    user_id = session_user(request)
-    await read_json(request, required=False)
+    state, deadline, user_id = await claimant(request)
     if state.settings.campaigns.jifenbao is None:
         raise ApiError(404, "not_configured", "no Jifenbao campaign is configured")
     return respond(await state.claims.points(user_id, deadline))
 
 
 async def handle_coupon(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    deadline = state.deadline()
-    user_id = session_user(request)
-    await read_json(request, required=False)
+    state, deadline, user_id = await claimant(request)
     name = request.match_info["campaign"]
     campaign = state.settings.campaigns.coupons.get(name)
     if campaign is None:
@@ -235,20 +239,14 @@ async def handle_coupon(request: web.Request) -> web.Response:
 
 
 async def handle_follow_gift(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    deadline = state.deadline()
-    user_id = session_user(request)
-    await read_json(request, required=False)
+    state, deadline, user_id = await claimant(request)
     if state.settings.campaigns.follow_gift is None:
         raise ApiError(404, "not_configured", "no follow gift is configured")
     return respond(await state.claims.follow_gift(user_id, deadline))
 
 
 async def handle_red_envelope(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    deadline = state.deadline()
-    user_id = session_user(request)
-    await read_json(request, required=False)
+    state, deadline, user_id = await claimant(request)
     campaign = state.settings.campaigns.red_envelope
     if campaign is None:
         raise ApiError(404, "not_configured", "no red-envelope campaign is configured")

@@ -80,6 +80,7 @@ class PlatformClient:
             self.tuning.breaker_failures, self.tuning.breaker_cooldown_s, on_change=metrics.breaker_changed
         )
         self.bulkhead = Bulkhead(self.tuning.max_inflight)
+        self._url = settings.gateway_url + ("&" if "?" in settings.gateway_url else "?")
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -166,7 +167,7 @@ class PlatformClient:
         reply: Reply | None = None
         try:
             async with asyncio.timeout(timeout):
-                async with self._session.post(f"{s.gateway_url}?{query}", data=body, headers=_FORM) as resp:
+                async with self._session.post(self._url + query, data=body, headers=_FORM) as resp:
                     raw = await resp.read()
                     status = resp.status
         except TimeoutError:
