@@ -39,11 +39,6 @@ import aiohttp
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-# This script has the package's name: drop its folder from the import path, or `import
-# campaign_service` would find this file instead of the package.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]
-
 from campaign_service.ready import parse_ready_line
 from campaign_service.sessions import SessionSigner
 
