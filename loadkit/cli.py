@@ -188,7 +188,31 @@ def _validate(args: argparse.Namespace) -> int:
             f"  {stage.name:<12} {format_duration(stage.duration_s):>8}  {qps:>10} qps"
             f"  {plan.users_for(i)} users{gate}"
         )
+    for line in _rehearsal_lines(plan):
+        print(line)
     return 0
+
+
+def _rehearsal_lines(plan: Plan) -> list[str]:
+    """What `validate` shows of the three-tier sections (service, drills, reconcile)."""
+    lines = []
+    service = plan.service
+    if service is not None:
+        lines.append(f"  service: {' '.join(service.command)}")
+        lines.append(f"    ready: {service.ready} (within {format_duration(service.ready_timeout_s)})")
+        lines.append(f"    target: {service.host}; app {service.app_id} registered with the mock")
+        if service.records:
+            lines.append(f"    records: {service.records}")
+    for drill in plan.drills:
+        methods = ", ".join(f"{m}: {'/'.join(v)}" for m, v in drill.faults.items())
+        lines.append(
+            f"  drill {drill.name}: {format_duration(drill.at_s)} + {format_duration(drill.for_s)}"
+            f" ({methods}); recovery within {plan.recovery_s(drill):g} s"
+        )
+    if plan.reconcile is not None and plan.reconcile.per_user_limit:
+        limits = ", ".join(f"{k} ≤ {v}" for k, v in plan.reconcile.per_user_limit.items())
+        lines.append(f"  reconcile: per user {limits}")
+    return lines
 
 
 def _report(args: argparse.Namespace) -> int:
