@@ -34,6 +34,7 @@ from loadkit.measure.figures import EMPTY_ARRIVALS, Arrivals, EndingHow, Generat
 from loadkit.measure.reconcile import check_expectations, reconcile
 from loadkit.measure.recorder import DeltaError
 from loadkit.measure.summary import Summary, build_summary
+from loadkit.measure.told import TOLD_KEY
 from loadkit.plan import Plan, PlanError, parse_plan
 from loadkit.rehearsal.mock_admin import MockAdminError
 from loadkit.reports import write_all
@@ -90,6 +91,10 @@ class _Pacing:
         if session is None or session.t0 is None or response_time is None:
             return
         ok = exception is None
+        if ok and context:
+            told = context.get(TOLD_KEY)
+            if told is not None:
+                session.told.add(name, *told)
         session.recorder.record(
             name,
             t=time.time(),
@@ -348,6 +353,7 @@ class MasterRole(_Judging):
             return
         self.worker_arrivals[client_id] = report["arrivals"]
         session.health.add_samples(client_id, report["cpu"])
+        session.told.extend(report["told"])
 
 
 class WorkerRole(_Pacing):
@@ -394,6 +400,7 @@ class WorkerRole(_Pacing):
             "recorder": session.recorder.take_delta(),
             "arrivals": session.pacer.counts() if session.pacer else dict(EMPTY_ARRIVALS),  # type: ignore[typeddict-item]
             "cpu": session.cpu.take(),
+            "told": session.told.take(),
         }
         data["loadkit"] = report
 

@@ -16,6 +16,7 @@ from loadkit.engine.pacing import ArrivalPacer
 from loadkit.measure.figures import Arrivals, Ending, EndingHow, Evidence, Generator, iso
 from loadkit.measure.generator import CpuSampler, GeneratorHealth
 from loadkit.measure.recorder import Recorder
+from loadkit.measure.told import ToldLog
 from loadkit.measure.verdict import judge
 from loadkit.plan import Plan
 from loadkit.rehearsal.mock_admin import MockAdmin, MockAdminError
@@ -37,6 +38,7 @@ class RunSession:
         self.report_dir = report_dir
         self.mock = mock
         self.recorder = Recorder(plan)
+        self.told = ToldLog()  # grants the users were told about (JsonUser), for reconciliation
         self.pacer: ArrivalPacer | None = None
         self.cpu = CpuSampler()
         self.health = GeneratorHealth()
@@ -69,6 +71,7 @@ class RunSession:
         self.started_at = time.time()
         self.recorder = Recorder(self.plan)
         self.recorder.start(t0)
+        self.told = ToldLog()
         self.health = GeneratorHealth()
         self.abort_reason = None
         self.judged = False
