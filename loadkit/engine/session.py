@@ -46,6 +46,7 @@ class RunSession:
         self.started_at: float | None = None
         self.abort_reason: str | None = None
         self.setup_problem: str | None = None
+        self.halted: str | None = None  # why loadkit stopped the run (the service died), judged apart
         self.judged = False
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -74,6 +75,7 @@ class RunSession:
         self.told = ToldLog()
         self.health = GeneratorHealth()
         self.abort_reason = None
+        self.halted = None
         self.judged = False
         if self.pacer is not None:
             self.pacer.start(t0, phase=phase)
@@ -150,8 +152,8 @@ class RunSession:
         plan_s = finished - self.t0
         how: EndingHow
         detail = None
-        if self.abort_reason or self.setup_problem:
-            how, detail = "aborted", self.abort_reason or self.setup_problem
+        if self.abort_reason or self.setup_problem or self.halted:
+            how, detail = "aborted", self.abort_reason or self.setup_problem or self.halted
         elif plan_s >= self.plan.duration_s - 0.5:
             how = "completed"
         else:
