@@ -144,7 +144,7 @@ def _run(args: argparse.Namespace, extra: Sequence[str]) -> int:
             cmd += ["--processes", str(args.processes)]
         cmd += list(extra)
         report_dir.mkdir(parents=True, exist_ok=True)
-        target = f"the service under test ({plan.service.host})" if plan.service is not None else host
+        target = "the service under test (started by loadkit)" if plan.service is not None else host
         print(
             f"loadkit: running {plan.name} against {target} ({format_duration(plan.duration_s)})", flush=True
         )

@@ -145,13 +145,14 @@ def reconcile_by_id(
             + _ids(extra)
         )
 
-    for biz, hits in by_biz.items():
-        if len(hits) > 1:
-            found["paid_twice"].append(biz)
-            problems.append(
-                f"paid twice: biz number {biz} took effect {len(hits)} times "
-                f"({hits[0].method}, user {hits[0].user_id}: {', '.join(h.id for h in hits[:IN_REASON])})"
-            )
+    doubles = [biz for biz, hits in by_biz.items() if len(hits) > 1]
+    found["paid_twice"] += doubles
+    if doubles:
+        shown = "; ".join(
+            f"{biz} ({len(by_biz[biz])} times, user {by_biz[biz][0].user_id})" for biz in doubles[:IN_REASON]
+        )
+        more = f" and {len(doubles) - IN_REASON} more" if len(doubles) > IN_REASON else ""
+        problems.append(f"paid twice: {len(doubles)} biz number(s) took effect more than once: {shown}{more}")
 
     untold = [biz for biz in by_biz if biz not in told_by_biz]
     if record_by_biz is None:
@@ -168,13 +169,15 @@ def reconcile_by_id(
                     if key in per_user_limit:
                         counts[effect.user_id, key] += 1
                         numbers[effect.user_id, key].append(biz)
-        for (user, key), n in sorted(counts.items()):
-            if n > per_user_limit[key]:
-                found["over_limit"].append(user)
-                problems.append(
-                    f"over limit: user {user} got {n} effects of {key}, the limit is "
-                    f"{per_user_limit[key]} ({_ids(numbers[user, key])})"
-                )
+        over = [(user, key, n) for (user, key), n in sorted(counts.items()) if n > per_user_limit[key]]
+        found["over_limit"] = [user for user, _key, _n in over]
+        if over:
+            shown = "; ".join(
+                f"user {user} got {n} of {key} (limit {per_user_limit[key]}: {_ids(numbers[user, key])})"
+                for user, key, n in over[:IN_REASON]
+            )
+            more = f" and {len(over) - IN_REASON} more" if len(over) > IN_REASON else ""
+            problems.append(f"over limit: {len(over)} user(s) got more than their limit: {shown}{more}")
     doc = {
         "ok": not any(found[kind] for kind in FAILING),
         "mode": "two-way" if records is None else "three-way",
@@ -244,13 +247,18 @@ def _three_way(
             linked[key].append(biz)
         else:
             orphans.append(biz)
-    for key, numbers in linked.items():
-        found["paid_twice"] += numbers
-        own = grants[key]
-        shown = ", ".join(f"grant {r.grant_id or '?'} ({r.biz_no}, {r.status})" for r in own[:IN_REASON])
+    if linked:
+        parts = []
+        for key, numbers in list(linked.items())[:IN_REASON]:
+            found["paid_twice"] += numbers
+            own = ", ".join(f"grant {r.grant_id or '?'} {r.biz_no} ({r.status})" for r in grants[key][:2])
+            parts.append(f"user {key[0]}, {own}, also paid under {_ids(numbers)}")
+        for numbers in list(linked.values())[IN_REASON:]:
+            found["paid_twice"] += numbers
+        more = f"; and {len(linked) - IN_REASON} more grant(s)" if len(linked) > IN_REASON else ""
         problems.append(
-            f"paid twice: user {key[0]} ({key[1]} {key[2]}) has effects under {len(numbers)} biz number(s) "
-            f"the service does not know, beside its {shown}: {_ids(numbers)}"
+            f"paid twice: {len(linked)} grant(s) of the service took effect under biz numbers it does not "
+            f"know (a retry under a new number?): {'; '.join(parts)}{more}"
         )
     found["orphan"] += orphans
     if orphans:

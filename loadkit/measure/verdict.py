@@ -167,7 +167,9 @@ def _integrity_checks(plan: Plan, results: Mapping[str, Any]) -> list[Check]:
         ok = bool(service.get("ok"))
         reason = None if ok else str(service.get("problem") or "the service under test failed")
         reason = reason and reason[0].upper() + reason[1:]
-        checks.append(Check("service", ok, service.get("exit_code"), None, "exit code", INTEGRITY, reason))
+        code = service.get("exit_code")
+        observed = f"exited with {code}" if code is not None else "running" if ok else "not ready"
+        checks.append(Check("service", ok, observed, None, "", INTEGRITY, reason))
     abort = results.get("abort")
     if abort or plan.safety.abort_on is not None:
         reason = None
