@@ -99,6 +99,32 @@ class Rehearsal:
         self._death_seen = True
         return self.service.death_reason(session.t0)
 
+    def live(self, session: RunSession, now: float) -> dict[str, Any]:
+        """The service and each drill so far, for the web UI tab (no verdict: that comes at the end)."""
+        out: dict[str, Any] = {}
+        if self.service is not None:
+            out["service"] = self.service.doc(session.t0)
+        if self.plan.drills and session.t0 is not None:
+            rel = now - session.t0
+            rows = []
+            for drill in self.plan.drills:
+                end = drill.at_s + drill.for_s
+                state = "scheduled" if rel < drill.at_s else "active" if rel < end else "over"
+                figures = session.recorder.window(drill.at_s, min(rel, end)) if rel > drill.at_s else None
+                rows.append(
+                    {
+                        "name": drill.name,
+                        "at": drill.at_s,
+                        "for": drill.for_s,
+                        "state": state,
+                        "error_rate": figures["error_rate"] if figures else None,
+                        "p99_ms": figures["p99_ms"] if figures else None,
+                        "recovery_budget_s": self.plan.recovery_s(drill),
+                    }
+                )
+            out["drills"] = rows
+        return out
+
     # --- the end of a test --------------------------------------------------------------------
 
     def books(self, session: RunSession, evidence: dict[str, Any], finished: float) -> None:

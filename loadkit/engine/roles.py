@@ -203,7 +203,10 @@ class _Judging:
         if session is None:
             return {}
         generator = self.generator(until=time.time()) if session.t0 else {}
-        return session.live(self.arrivals(), generator, lag_s=self.lag_s)  # type: ignore[arg-type]
+        live = session.live(self.arrivals(), generator, lag_s=self.lag_s)  # type: ignore[arg-type]
+        if self.rehearsal is not None:
+            live.update(self.rehearsal.live(session, time.time()))
+        return live
 
     def monitor(self) -> None:
         """Once a second: CPU, workers, abort_on, and the headless progress line."""
