@@ -11,7 +11,8 @@ from locust import task
 from loadkit import JsonUser
 
 MOCK_URL = os.environ.get("LOADKIT_MOCK_URL", "")
-_ids = itertools.count(int(os.environ.get("REHEARSAL_FIRST_USER", "1")))
+# unique across worker processes: the pid's last 4 digits, then a counter
+_ids = itertools.count(os.getpid() % 10_000 * 100_000_000 + 1)
 
 
 class Visitor(JsonUser):
