@@ -27,6 +27,7 @@ _EXPORTS = {
     "PlatformClient": "loadkit.platform.client",
     "REQUEST_NAMES": "loadkit.platform.client",
     "PlatformUser": "loadkit.platform.user",
+    "JsonUser": "loadkit.platform.json_user",
     "Population": "loadkit.platform.population",
     "Funnel": "loadkit.platform.funnel",
     "MockAdmin": "loadkit.rehearsal.mock_admin",

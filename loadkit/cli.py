@@ -105,7 +105,9 @@ def _run(args: argparse.Namespace, extra: Sequence[str]) -> int:
         raise UsageError(f"{args.plan}: locustfile {locustfile} does not exist")
     if args.with_mock and args.host:
         raise UsageError("--with-mock points the run at a fresh mock platform; do not also give --host")
-    if not args.with_mock:
+    _check_rehearsal(args, plan, extra)
+    host = ""
+    if not args.with_mock and plan.service is None:
         host = args.host or plan.host
         if not host:
             raise UsageError(f"{args.plan}: no target host: give --host, `host:` in the plan, or --with-mock")
@@ -129,7 +131,9 @@ def _run(args: argparse.Namespace, extra: Sequence[str]) -> int:
             print(f"loadkit: mock platform at {mock.url}", flush=True)
         entry = Path(__file__).parent / "engine" / "locust_entry.py"
         cmd = [sys.executable, "-m", "locust", "-f", f"{entry},{locustfile}", "--plan", str(args.plan)]
-        cmd += ["--host", host, "--report-dir", str(report_dir), "--csv", str(report_dir / "locust")]
+        if host and plan.service is None:
+            cmd += ["--host", host]
+        cmd += ["--report-dir", str(report_dir), "--csv", str(report_dir / "locust")]
         if args.history_db:
             cmd += ["--history-db", args.history_db]
         if args.headless:
@@ -140,11 +144,16 @@ def _run(args: argparse.Namespace, extra: Sequence[str]) -> int:
             cmd += ["--processes", str(args.processes)]
         cmd += list(extra)
         report_dir.mkdir(parents=True, exist_ok=True)
-        print(f"loadkit: running {plan.name} against {host} ({format_duration(plan.duration_s)})", flush=True)
+        target = "the service under test (started by loadkit)" if plan.service is not None else host
+        print(
+            f"loadkit: running {plan.name} against {target} ({format_duration(plan.duration_s)})", flush=True
+        )
         if not args.headless:
             print(f"loadkit: web UI on http://{args.web_host}:{args.web_port}", flush=True)
         code = _run_child(cmd, env)
     finally:
+        if plan.service is not None:
+            _reap_service(report_dir)
         if mock is not None:
             mock.stop()
     summary_path = report_dir / "summary.json"
@@ -154,6 +163,35 @@ def _run(args: argparse.Namespace, extra: Sequence[str]) -> int:
         return 0
     sys.stderr.write(f"loadkit: Locust exited with {code} and wrote no summary (see its output above)\n")
     return EXIT_USAGE
+
+
+def _check_rehearsal(args: argparse.Namespace, plan: Plan, extra: Sequence[str]) -> None:
+    """A plan with `service:` or `drills:` rehearses against the mock platform: it needs one
+    (ours with --with-mock, or one named by LOADKIT_MOCK_URL/LOADKIT_MOCK_ADMIN_TOKEN or the
+    Locust options after `--`)."""
+    sections = [name for name, on in (("service:", plan.service), ("drills:", plan.drills)) if on]
+    if not sections:
+        return
+    if plan.service is not None and args.host:
+        raise UsageError(
+            f"{args.plan}: the plan's service: section is the target (service.host); do not give --host"
+        )
+    named = os.environ.get("LOADKIT_MOCK_ADMIN_TOKEN") or "--mock-admin-token" in " ".join(extra)
+    if not args.with_mock and not named:
+        raise UsageError(
+            f"{args.plan}: the plan's {' and '.join(sections)} section needs the mock platform: run with "
+            "--with-mock, or set LOADKIT_MOCK_URL and LOADKIT_MOCK_ADMIN_TOKEN"
+        )
+
+
+def _reap_service(report_dir: Path) -> None:
+    """The supervisor of last resort: a service group still running once Locust has exited
+    (Locust killed, say) is stopped here."""
+    from loadkit.rehearsal.service import reap_leftover
+
+    pid = reap_leftover(report_dir)
+    if pid is not None:
+        sys.stderr.write(f"loadkit: the service under test (pid {pid}) outlived Locust; stopped it\n")
 
 
 def _run_child(cmd: list[str], env: dict[str, str]) -> int:
@@ -188,7 +226,31 @@ def _validate(args: argparse.Namespace) -> int:
             f"  {stage.name:<12} {format_duration(stage.duration_s):>8}  {qps:>10} qps"
             f"  {plan.users_for(i)} users{gate}"
         )
+    for line in _rehearsal_lines(plan):
+        print(line)
     return 0
+
+
+def _rehearsal_lines(plan: Plan) -> list[str]:
+    """What `validate` shows of the three-tier sections (service, drills, reconcile)."""
+    lines = []
+    service = plan.service
+    if service is not None:
+        lines.append(f"  service: {' '.join(service.command)}")
+        lines.append(f"    ready: {service.ready} (within {format_duration(service.ready_timeout_s)})")
+        lines.append(f"    target: {service.host}; app {service.app_id} registered with the mock")
+        if service.records:
+            lines.append(f"    records: {service.records}")
+    for drill in plan.drills:
+        methods = ", ".join(f"{m}: {'/'.join(v)}" for m, v in drill.faults.items())
+        lines.append(
+            f"  drill {drill.name}: {format_duration(drill.at_s)} + {format_duration(drill.for_s)}"
+            f" ({methods}); recovery within {plan.recovery_s(drill):g} s"
+        )
+    if plan.reconcile is not None and plan.reconcile.per_user_limit:
+        limits = ", ".join(f"{k} ≤ {v}" for k, v in plan.reconcile.per_user_limit.items())
+        lines.append(f"  reconcile: per user {limits}")
+    return lines
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -16,12 +16,16 @@ from aiohttp import web
 
 from mock_platform import signing
 from mock_platform.config import ConfigError, check_seed
+from mock_platform.effects import UNITS, Effect
 
 if TYPE_CHECKING:
     from mock_platform.app import MockState
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TOKEN_HEADER = "X-Admin-Token"
+NDJSON = "application/x-ndjson"
+LAYER_KEYS = ("faults", "start_at", "duration_s")
+EFFECT_FIELDS = tuple(Effect.__annotations__)
 
 
 class BadRequest(Exception):
@@ -96,6 +100,43 @@ class Admin:
         self.state.faults.configure(await json_object(request))
         return json_response(self.state.faults.snapshot())
 
+    async def get_layers(self, request: web.Request) -> web.StreamResponse:
+        now = time.time()
+        return json_response({"now": now, "layers": self.state.faults.layers(now)})
+
+    async def put_layer(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        body = await json_object(request)
+        for key in body:
+            if key not in LAYER_KEYS:
+                raise BadRequest(f"layers.{name}.{key}: unknown key (known: {', '.join(LAYER_KEYS)})")
+        if "faults" not in body:
+            raise BadRequest(f"layers.{name}.faults: required")
+        listing = self.state.faults.put_layer(
+            name, body["faults"], start_at=body.get("start_at"), duration_s=body.get("duration_s")
+        )
+        return json_response(listing)
+
+    async def delete_layer(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if not self.state.faults.delete_layer(name):
+            return json_error(404, f"no fault layer named {name!r}")
+        return json_response({"ok": True, "name": name})
+
+    async def effects(self, request: web.Request) -> web.StreamResponse:
+        """The effects journal as NDJSON, streamed (never built in memory)."""
+        raw = request.query.get("after", "0")
+        if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+            raise BadRequest("after: must be a non-negative integer (the last seq already read)")
+        journal = self.state.ledger.effects
+        chunks = journal.export(int(raw))
+        response = web.StreamResponse(headers={"Content-Type": NDJSON, "X-Last-Seq": str(journal.last_seq)})
+        await response.prepare(request)
+        for chunk in chunks:
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
     async def stats(self, request: web.Request) -> web.StreamResponse:
         return json_response(self.state.metrics.stats())
 
@@ -146,6 +187,10 @@ def add_routes(app: web.Application, state: MockState) -> None:
     r.add_get("/admin/health", g(admin.health))
     r.add_get("/admin/faults", g(admin.get_faults))
     r.add_put("/admin/faults", g(admin.put_faults))
+    r.add_get("/admin/faults/layers", g(admin.get_layers))
+    r.add_put("/admin/faults/layers/{name}", g(admin.put_layer))
+    r.add_delete("/admin/faults/layers/{name}", g(admin.delete_layer))
+    r.add_get("/admin/effects", g(admin.effects))
     r.add_get("/admin/stats", g(admin.stats))
     r.add_get("/admin/audit", g(admin.audit))
     r.add_post("/admin/reset", g(admin.reset))
@@ -187,6 +232,12 @@ def _admin(summary: str, ok: dict[str, Any], body: dict[str, Any] | None = None)
     return op
 
 
+def _with_name(op: dict[str, Any]) -> dict[str, Any]:
+    """`op` with the layer-name path parameter."""
+    name = {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}
+    return {**op, "parameters": [{"name": "name", "in": "path", "required": True, "schema": name}]}
+
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -199,6 +250,56 @@ OPENAPI: dict[str, Any] = {
         "securitySchemes": {"adminToken": {"type": "apiKey", "in": "header", "name": TOKEN_HEADER}},
         "schemas": {
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+            "Effect": {
+                "description": "One line of GET /admin/effects: a grant the ledger made (not a replay, "
+                "not a business failure)",
+                "type": "object",
+                "required": list(EFFECT_FIELDS),
+                "additionalProperties": False,
+                "properties": {
+                    "seq": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "description": "1, 2, ...; restarts after a reset",
+                    },
+                    "method": {
+                        "type": "string",
+                        "examples": ["alipay.user.alipaypoint.send", "wechat.coupon.send"],
+                    },
+                    "app_id": {
+                        "type": "string",
+                        "description": "Alipay app_id; WeChat: the stock creator mchid",
+                    },
+                    "biz_no": {
+                        "type": "string",
+                        "description": "partner_biz_no / out_biz_no / out_request_no",
+                    },
+                    "user_id": {"type": "string", "description": "Alipay user_id; WeChat: the openid"},
+                    "campaign": {
+                        "type": "string",
+                        "description": "budget_code / activity_id / crowd_no / stock_id",
+                    },
+                    "amount": {"type": "integer", "description": "points, fen, or 1 per voucher or coupon"},
+                    "unit": {"enum": list(UNITS)},
+                    "id": {
+                        "type": "string",
+                        "description": "record_id / voucher_id / prize biz_no / coupon_id",
+                    },
+                    "at": {"type": "number", "description": "epoch seconds at receipt of the call"},
+                },
+            },
+            "FaultLayer": {
+                "type": "object",
+                "required": ["name", "faults", "start_at", "end_at", "duration_s", "state"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "faults": _OBJ,
+                    "start_at": {"type": "number"},
+                    "end_at": {"type": ["number", "null"]},
+                    "duration_s": {"type": ["number", "null"]},
+                    "state": {"enum": ["scheduled", "active", "ended"]},
+                },
+            },
             "Audit": {
                 "type": "object",
                 "required": ["ok", "violations", "totals"],
@@ -220,6 +321,74 @@ OPENAPI: dict[str, Any] = {
                 _json(_OBJ),
                 _OBJ,
             ),
+        },
+        "/admin/faults/layers": {
+            "get": _admin(
+                "Every fault layer with its window and state",
+                _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "now": {"type": "number"},
+                            "layers": {"type": "array", "items": {"$ref": "#/components/schemas/FaultLayer"}},
+                        },
+                    }
+                ),
+            )
+        },
+        "/admin/faults/layers/{name}": {
+            "put": _with_name(
+                _admin(
+                    "Add or replace a named fault layer: its faults apply key by key over the base spec in "
+                    "[start_at, start_at + duration_s) by the mock's clock; latency may be {scale: k}",
+                    _json({"$ref": "#/components/schemas/FaultLayer"}),
+                    {
+                        "type": "object",
+                        "required": ["faults"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "faults": _OBJ,
+                            "start_at": {"type": "number", "description": "epoch seconds; default now"},
+                            "duration_s": {
+                                "type": "number",
+                                "exclusiveMinimum": 0,
+                                "description": "default: until deleted",
+                            },
+                        },
+                    },
+                )
+            ),
+            "delete": _with_name(
+                {
+                    **_admin("Remove a fault layer at once", _json(_OBJ)),
+                    "responses": {"200": _json(_OBJ), "401": _DENIED, "404": _json(_ERROR, "No such layer")},
+                }
+            ),
+        },
+        "/admin/effects": {
+            "get": {
+                **_admin("The effects journal", _json(_OBJ)),
+                "description": "One JSON line (an Effect) per grant, in order; X-Last-Seq holds the last "
+                "seq made before the export, for the next ?after=",
+                "parameters": [
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 0},
+                        "description": "only lines with a greater seq",
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "NDJSON, one Effect per line",
+                        "headers": {"X-Last-Seq": {"schema": {"type": "integer"}}},
+                        "content": {NDJSON: {"schema": {"$ref": "#/components/schemas/Effect"}}},
+                    },
+                    "400": _BAD,
+                    "401": _DENIED,
+                },
+            }
         },
         "/admin/stats": {
             "get": _admin(

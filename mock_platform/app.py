@@ -75,4 +75,10 @@ def create_app(config: MockConfig | None = None) -> web.Application:
     sim.add_routes(app, state)
     admin.add_routes(app, state)
     app.router.add_get("/metrics", _metrics)
+    app.on_cleanup.append(_close_journal)
     return app
+
+
+async def _close_journal(app: web.Application) -> None:
+    """The effects journal's file goes with the app (a finalizer would at exit otherwise)."""
+    app[STATE].ledger.effects.close()

@@ -17,8 +17,8 @@ from mock_platform import signing
 from mock_platform.faults import Faults
 from mock_platform.ledger import Ledger, LedgerConfig
 
-FILE_KEYS = ("seed", "faults", "codes", "idempotency", "auth", "random_seed", "limits")
-LEDGER_KEYS = ("codes", "idempotency", "auth", "random_seed")
+FILE_KEYS = ("seed", "faults", "codes", "idempotency", "auth", "random_seed", "limits", "effects")
+LEDGER_KEYS = ("codes", "idempotency", "auth", "random_seed", "effects")
 DEFAULT_MAX_BODY_BYTES = 65536
 MAX_BODY_BYTES_CAP = 16 * 1024 * 1024
 

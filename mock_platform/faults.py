@@ -20,12 +20,17 @@ Spec (YAML or JSON), one entry per Alipay method name or `"*"`; a method's own e
 
 Outage windows are relative to the moment the spec took effect (`start_s`) or absolute epoch
 seconds (`start_at`); with neither the outage is on at once, without `duration_s` it never ends.
+
+Drills add named layers over that base spec (PUT /admin/faults/layers/{name}): a layer's entries
+apply key by key over each method's settings only inside the layer's window, which this module
+enforces from its own clock; in a layer, `latency: {scale: 3}` multiplies the draw beneath it.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -46,6 +51,7 @@ DEFAULT_HANG_S = 300.0
 # Buckets are keyed by caller-supplied app_id; past this many the table starts afresh so a flood of
 # made-up app ids cannot grow memory without limit.
 MAX_BUCKETS = 100_000
+LAYER_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,13 +115,64 @@ def load_profile(name: str) -> dict[str, Any]:
     return data
 
 
+@dataclass(frozen=True, slots=True)
+class _Scale:
+    """A layer's `latency: {scale: k}`: k times the latency draw in force beneath the layer."""
+
+    factor: float
+
+    def over(self, below: Callable[[], float] | None) -> Callable[[], float] | None:
+        if below is None:
+            return None
+        factor = self.factor
+        return lambda: factor * below()
+
+
+# One method's settings, validated and precomputed key by key (None: the key is switched off).
+_Parts = dict[str, Any]
+
+
+@dataclass(slots=True)
+class _Layer:
+    """A named fault layer: its spec as given, its parts, and its window [start, end)."""
+
+    name: str
+    spec: dict[str, Any]
+    parts: dict[str, _Parts]
+    start: float
+    duration_s: float | None  # None: until deleted
+    end: float  # start + duration_s, or math.inf
+
+    def state(self, now: float) -> str:
+        return "scheduled" if now < self.start else "active" if now < self.end else "ended"
+
+    def listing(self, now: float) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "faults": _plain(self.spec, f"layers.{self.name}.faults"),
+            "start_at": self.start,
+            "end_at": None if self.duration_s is None else self.end,
+            "duration_s": self.duration_s,
+            "state": self.state(now),
+        }
+
+
 class Faults:
-    """The fault state of one mock process. Not thread-safe; the event loop is its only user."""
+    """The fault state of one mock process. Not thread-safe; the event loop is its only user.
+
+    The base spec (`configure`) and the named layers (`put_layer`) are kept apart; what the hot
+    path reads (`_by_method`, `_default`) is their composition for the layers active now, rebuilt
+    only when a layer's window opens or closes (`_next_change`), so with no layer the cost of a
+    call is one more float comparison.
+    """
 
     def __init__(self) -> None:
         self._spec: dict[str, Any] = {}
+        self._base: dict[str, _Parts] = {}
+        self._layers: dict[str, _Layer] = {}
         self._by_method: dict[str, _Resolved] = {}
         self._default = _NONE
+        self._next_change = math.inf
         self._rng = random.Random()
         self._buckets: dict[tuple[str, str], list[float]] = {}
 
@@ -135,43 +192,95 @@ class Faults:
         return faults
 
     def configure(self, spec: Mapping[str, Any], *, now: float | None = None) -> None:
-        """Replace the whole spec at once (PUT /admin/faults); ValueError names the bad key and
-        leaves the previous spec in force."""
+        """Replace the base spec at once (PUT /admin/faults); ValueError names the bad key and
+        leaves the previous spec in force. Layers stay, applied over the new base."""
         if not isinstance(spec, Mapping):
             raise ValueError("faults: must be a mapping of method name (or '*') to fault settings")
         start = time.time() if now is None else now
         own = _plain(spec, "faults")
-        layers: list[Mapping[str, Any]] = []
+        sources: list[Mapping[str, Any]] = []
         profile = own.get("profile")
         if profile is not None:
             if not isinstance(profile, str) or not profile:
                 raise ValueError("faults.profile: must be a profile name (a string)")
-            layers.append(load_profile(profile))
-        layers.append(own)
-        entries = _merge_layers(layers)
+            sources.append(load_profile(profile))
+        sources.append(own)
+        entries = _merge_layers(sources)
         seed = own.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | str)):
             raise ValueError("faults.seed: must be an integer or a string")
-        wildcard = entries.pop("*", {})
         rng = random.Random(seed)
-        by_method = {
-            name: _resolve(name, {**wildcard, **entry}, start, rng) for name, entry in entries.items()
-        }
-        default = _resolve("*", wildcard, start, rng)
+        base = {name: _parts(f"faults.{name}", entry, start, rng) for name, entry in entries.items()}
         # Swap in one go: a concurrent call sees either the old spec or the new one, never a mix.
-        self._spec, self._by_method, self._default, self._rng = own, by_method, default, rng
+        self._spec, self._base, self._rng = own, base, rng
         self._buckets = {}
+        self._compose(start)
 
     def snapshot(self) -> dict[str, Any]:
-        """The spec in force, as given (JSON-able)."""
+        """The base spec in force, as given (JSON-able)."""
         return _plain(self._spec, "faults")
+
+    def put_layer(
+        self,
+        name: str,
+        faults: Any,
+        *,
+        start_at: float | None = None,
+        duration_s: float | None = None,
+        now: float | None = None,
+    ) -> dict[str, Any]:
+        """Add or replace layer `name`: `faults` ({method or "*": settings}) applies key by key over
+        the base spec in [start_at, start_at + duration_s) by this process's clock; `latency` may
+        also be {"scale": k}. The latest put layer wins where two overlap. Returns its listing."""
+        now = time.time() if now is None else now
+        where = f"layers.{name}"
+        if not isinstance(name, str) or not LAYER_NAME_RE.fullmatch(name):
+            raise ValueError("layers: a layer name is 1-64 letters, digits, '.', '_' or '-'")
+        spec = _plain(faults, f"{where}.faults")
+        if not isinstance(spec, dict):
+            raise ValueError(f"{where}.faults: must be a mapping of method name (or '*') to fault settings")
+        start = now if start_at is None else _number({"start_at": start_at}, "start_at", where)
+        if duration_s is not None:
+            duration_s = _number({"duration_s": duration_s}, "duration_s", where, positive=True)
+        end = math.inf if duration_s is None else start + duration_s
+        parts: dict[str, _Parts] = {}
+        for method, entry in spec.items():
+            entry_where = f"{where}.faults.{method}"
+            if not isinstance(entry, Mapping):
+                raise ValueError(f"{entry_where}: must be a mapping with keys among {', '.join(METHOD_KEYS)}")
+            for key in entry:
+                if key not in METHOD_KEYS:
+                    raise ValueError(
+                        f"{entry_where}.{key}: unknown key (expected one of {', '.join(METHOD_KEYS)})"
+                    )
+            parts[method] = _parts(entry_where, entry, start, self._rng, scale_ok=True)
+        layer = _Layer(name, spec, parts, start, duration_s, end)
+        self._layers.pop(name, None)
+        self._layers[name] = layer
+        self._compose(now)
+        return layer.listing(now)
+
+    def delete_layer(self, name: str, *, now: float | None = None) -> bool:
+        """Remove layer `name` at once; False when there is none by that name."""
+        if self._layers.pop(name, None) is None:
+            return False
+        self._compose(time.time() if now is None else now)
+        return True
+
+    def layers(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Every layer with its window and state (scheduled, active, ended), in order of precedence."""
+        now = time.time() if now is None else now
+        return [layer.listing(now) for layer in self._layers.values()]
 
     def decide(self, method: str, app_id: str, now: float) -> Decision | None:
         """The fault to answer `method` with at `now` (epoch seconds), or None to serve it normally.
 
         Outages win over throttling, throttling over injected errors; a throttled call does not
-        also roll for an error, an admitted one takes a token.
+        also roll for an error, an admitted one takes a token. Called before `latency_s` for every
+        call, it is also where a layer's window opening or closing takes effect.
         """
+        if now >= self._next_change:
+            self._compose(now)
         res = self._by_method.get(method, self._default)
         if res.quiet:
             return None
@@ -191,6 +300,37 @@ class Faults:
         """Seconds to wait before answering `method` (0.0 without a latency setting)."""
         sample = self._by_method.get(method, self._default).sample_ms
         return 0.0 if sample is None else sample() / 1000.0
+
+    def _compose(self, now: float) -> None:
+        """Rebuild what decide()/latency_s() read: the base with the layers active at `now` over
+        it (in the order they were put), and the next time a layer's window opens or closes."""
+        active = []
+        next_change = math.inf
+        for layer in self._layers.values():
+            if layer.start <= now < layer.end:
+                active.append(layer)
+                next_change = min(next_change, layer.end)
+            elif now < layer.start:
+                next_change = min(next_change, layer.start)
+        names = set(self._base)
+        for layer in active:
+            names.update(layer.parts)
+        names.discard("*")
+        base_any = self._base.get("*", {})
+
+        def compose(name: str | None) -> _Resolved:
+            parts = dict(base_any)
+            if name is not None:
+                parts.update(self._base.get(name, {}))
+            for layer in active:
+                for source in (layer.parts.get("*"), None if name is None else layer.parts.get(name)):
+                    for key, part in (source or {}).items():
+                        parts[key] = part.over(parts.get(key)) if isinstance(part, _Scale) else part
+            return _resolved(parts)
+
+        self._by_method = {name: compose(name) for name in names}
+        self._default = compose(None)
+        self._next_change = next_change
 
     def _admit(self, throttle: _Throttle, app_id: str, method: str, now: float) -> bool:
         """Token bucket per (app_id, method), refilled lazily from `now`: O(1) per call."""
@@ -247,20 +387,36 @@ def _merge_layers(layers: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     return entries
 
 
-def _resolve(name: str, entry: Mapping[str, Any], start: float, rng: random.Random) -> _Resolved:
-    """Validate one method's settings and precompute what decide()/latency_s() need."""
-    where = f"faults.{name}"
-    sample, error_rate, error, throttle, outage = None, 0.0, None, None, None
-    if entry.get("latency") is not None:
-        sample = _sampler(entry["latency"], f"{where}.latency", rng)
-    if entry.get("error") is not None:
-        error_rate, error = _error(entry["error"], f"{where}.error")
-    if entry.get("throttle") is not None:
-        throttle = _throttle(entry["throttle"], f"{where}.throttle")
-    if entry.get("outage") is not None:
-        outage = _outage(entry["outage"], f"{where}.outage", start)
+def _parts(
+    where: str, entry: Mapping[str, Any], start: float, rng: random.Random, *, scale_ok: bool = False
+) -> _Parts:
+    """Validate one method's settings key by key (a None value switches the key off) and
+    precompute each: latency sampler (or _Scale in a layer), (rate, Decision), _Throttle, _Outage."""
+    parts: _Parts = {}
+    for key, spec in entry.items():
+        at = f"{where}.{key}"
+        if spec is None:
+            parts[key] = None
+        elif key == "latency":
+            if scale_ok and isinstance(spec, Mapping) and "scale" in spec:
+                parts[key] = _Scale(_number(_mapping(spec, at, ("scale",)), "scale", at, positive=True))
+            else:
+                parts[key] = _sampler(spec, at, rng)
+        elif key == "error":
+            parts[key] = _error(spec, at)
+        elif key == "throttle":
+            parts[key] = _throttle(spec, at)
+        else:
+            parts[key] = _outage(spec, at, start)
+    return parts
+
+
+def _resolved(parts: _Parts) -> _Resolved:
+    """What decide()/latency_s() need from one method's composed parts."""
+    error_rate, error = parts.get("error") or (0.0, None)
+    throttle, outage = parts.get("throttle"), parts.get("outage")
     quiet = error is None and throttle is None and outage is None
-    return _Resolved(sample, error_rate, error, throttle, outage, quiet)
+    return _Resolved(parts.get("latency"), error_rate, error, throttle, outage, quiet)
 
 
 def _mapping(spec: Any, where: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import random
 import re
 import secrets
@@ -19,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from mock_platform.codes import BusinessCodes
+from mock_platform.effects import EffectJournal
 from mock_platform.idempotency import ExpiringMap, IdempotencyStore
 
 CN_TZ = timezone(timedelta(hours=8))
@@ -410,6 +412,7 @@ class LedgerConfig:
     auth_max_entries: int = 1_000_000  # cap of each of the auth-code, access- and refresh-token maps
     codes: BusinessCodes = field(default_factory=BusinessCodes)
     random_seed: int | None = None
+    effects_path: str | None = None  # the effects journal's file; None: a private temporary one
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any] | None) -> LedgerConfig:
@@ -421,6 +424,13 @@ class LedgerConfig:
         idem.check_keys({"ttl_s", "max_entries"})
         auth = Reader(config.get("auth") or {}, "auth")
         auth.check_keys({"code_ttl_s", "token_ttl_s", "refresh_token_ttl_s", "max_entries"})
+        effects = Reader(config.get("effects") or {}, "effects")
+        effects.check_keys({"path"})
+        effects_path = effects.opt_text("path", max_len=4096)
+        if effects_path is not None and (
+            os.path.isdir(effects_path) or not os.path.isdir(os.path.dirname(os.path.abspath(effects_path)))
+        ):
+            raise FieldError("effects.path", "must name a file in an existing directory")
         d = cls()
         seed = config.get("random_seed")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
@@ -439,6 +449,7 @@ class LedgerConfig:
             auth_max_entries=num(auth, "max_entries", d.auth_max_entries, 1, 10**8),
             codes=BusinessCodes.from_mapping(config.get("codes")),
             random_seed=seed,
+            effects_path=effects_path,
         )
 
 
@@ -454,6 +465,7 @@ class Ledger:
         self.codes = self.config.codes
         self.apps: dict[str, str | None] = {}
         self.wx_apps: dict[str, WxApp] = {}
+        self.effects = EffectJournal(self.config.effects_path)
         self.reset()
 
     def reset(self) -> None:
@@ -470,6 +482,7 @@ class Ledger:
         self.refresh_tokens: ExpiringMap[str] = ExpiringMap(cfg.auth_max_entries)
         self.stats: dict[str, MethodStats] = {}
         self._seq = itertools.count(1)
+        self.effects.clear()
 
     # ---- ids, users, apps
 
@@ -719,17 +732,21 @@ class Ledger:
         self, activity_id: str, user_id: str, out_biz_no: str | None = None, now: float | None = None
     ) -> str:
         """TEST ONLY: issue a voucher bypassing stock and per-user checks (and, with an out_biz_no
-        already used, record a second effect under it) so a test can prove the audit catches it."""
+        already used, record a second effect under it) so a test can prove the audit catches it;
+        it is journaled like any grant, so the effects export shows it too."""
         activity = self.activities.get(activity_id)
         if activity is None:
             raise ValueError(f"activity_id: no activity {activity_id!r}")
         activity.issued += 1
         activity.per_user[user_id] = activity.per_user.get(user_id, 0) + 1
         voucher_id = self.new_id("VCH")
+        method = "alipay.marketing.activity.voucher.send"
+        now = time.time() if now is None else now
         if out_biz_no is not None:
-            scope = ("alipay.marketing.activity.voucher.send", activity_id)
-            now = time.time() if now is None else now
-            self.idempotency.remember(scope, out_biz_no, ("forced",), {"voucher_id": voucher_id}, now)
+            self.idempotency.remember(
+                (method, activity_id), out_biz_no, ("forced",), {"voucher_id": voucher_id}, now
+            )
+        self.effects.append(method, "", out_biz_no or "", user_id, activity_id, 1, "voucher", voucher_id, now)
         return voucher_id
 
 

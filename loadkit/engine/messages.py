@@ -11,6 +11,7 @@ from typing import Any, TypedDict
 
 from loadkit.measure.figures import Arrivals
 from loadkit.measure.recorder import DeltaError, RecorderDelta
+from loadkit.measure.told import Told, ToldError, check_told
 
 START_MESSAGE = "loadkit:start"
 
@@ -26,6 +27,7 @@ class WorkerReport(TypedDict):
     recorder: RecorderDelta
     arrivals: Arrivals  # cumulative counts of this worker's pacer
     cpu: list[tuple[float, float]]  # (epoch second, percent of one core) samples since the last report
+    told: list[Told]  # grants users were told about since the last report (JsonUser; else empty)
 
 
 def check_report(payload: Any) -> WorkerReport:
@@ -40,6 +42,9 @@ def check_report(payload: Any) -> WorkerReport:
         float(payload["t0"])
         cpu = [(float(t), float(c)) for t, c in payload["cpu"]]
         arrivals = {key: int(payload["arrivals"].get(key, 0)) for key in Arrivals.__annotations__}
+        told = check_told(payload["told"])
+    except ToldError as exc:
+        raise DeltaError(f"malformed worker report: {exc}") from exc
     except (AttributeError, TypeError, ValueError) as exc:
         raise DeltaError(f"malformed worker report: {exc!r}") from exc
-    return {**payload, "cpu": cpu, "arrivals": arrivals}  # type: ignore[typeddict-item]
+    return {**payload, "cpu": cpu, "arrivals": arrivals, "told": told}  # type: ignore[typeddict-item]

@@ -20,6 +20,7 @@ from locust.env import Environment
 from locust.runners import WorkerRunner
 
 import loadkit.engine.options  # noqa: F401  (registers --plan and the other options)
+from loadkit.engine.rehearsal import Rehearsal, RehearsalSetupError
 from loadkit.engine.roles import (
     LocalRole,
     MasterRole,
@@ -29,9 +30,10 @@ from loadkit.engine.roles import (
     quiet_gc,
 )
 from loadkit.engine.session import RunSession
-from loadkit.plan import PlanError, load_plan
+from loadkit.plan import PLACEHOLDERS, PlanError, load_plan
 from loadkit.plan.safety import UnsafeHostError, check_host
 from loadkit.rehearsal.mock_admin import MockAdmin
+from loadkit.rehearsal.service import ServiceCommandError
 from loadkit.reports import default_run_dir
 
 EXIT_USAGE = 3
@@ -62,19 +64,21 @@ class LoadkitPlugin:
             plan = load_plan(plan_path)
         except PlanError as exc:
             _fail_setup(str(exc))
-        host = environment.host or plan.host
+        # with a service under test, it is the target; the host given (the mock's) is the platform
+        host = plan.service.host if plan.service is not None else environment.host or plan.host
         if not host:
             _fail_setup(f"{plan_path}: no target host: give --host or `host:` in the plan")
         try:
-            check_host(host, plan.safety.allow_hosts)
+            check_host(_sample(host) if plan.service is not None else host, plan.safety.allow_hosts)
         except UnsafeHostError as exc:
-            _fail_setup(f"{plan_path}: {exc}")
-        environment.host = host
+            _fail_setup(
+                f"{plan_path}: service.host: {exc}" if plan.service is not None else f"{plan_path}: {exc}"
+            )
         default_stop_timeout(environment)
         quiet_gc()
         mock = None
         if getattr(options, "mock_admin_token", None):
-            mock = MockAdmin(options.mock_url or host, options.mock_admin_token)
+            mock = MockAdmin(options.mock_url or environment.host or host, options.mock_admin_token)
         elif plan.mock is not None and plan.mock.seed is not None:
             print(
                 "loadkit: the plan seeds a mock platform but no --mock-admin-token was given; not seeding",
@@ -83,8 +87,25 @@ class LoadkitPlugin:
         report_dir = (
             Path(options.report_dir) if getattr(options, "report_dir", None) else default_run_dir(plan.name)
         )
+        rehearsal = None
+        if Rehearsal.wanted(plan):
+            rehearsal = Rehearsal(plan, mock=mock, run_dir=report_dir)
+            try:
+                rehearsal.start()
+            except (RehearsalSetupError, ServiceCommandError) as exc:
+                rehearsal.stop()
+                _fail_setup(f"{plan_path}: {exc}")
+            host = rehearsal.host or host
+        environment.host = host
         session = RunSession(plan, report_dir=report_dir, mock=mock, host=host)
-        return cls(environment, judging_role(environment, session, web_ui))
+        role = judging_role(environment, session, web_ui)
+        role.rehearsal = rehearsal
+        return cls(environment, role)
+
+
+def _sample(template: str) -> str:
+    """A service URL with its placeholders filled, to check its host before the port exists."""
+    return template.format(**dict.fromkeys(PLACEHOLDERS, "1"))
 
 
 def _fail_setup(message: str) -> None:

@@ -18,7 +18,7 @@ import gc
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 from locust.env import Environment
@@ -34,10 +34,14 @@ from loadkit.measure.figures import EMPTY_ARRIVALS, Arrivals, EndingHow, Generat
 from loadkit.measure.reconcile import check_expectations, reconcile
 from loadkit.measure.recorder import DeltaError
 from loadkit.measure.summary import Summary, build_summary
+from loadkit.measure.told import TOLD_KEY
 from loadkit.plan import Plan, PlanError, parse_plan
 from loadkit.rehearsal.mock_admin import MockAdminError
 from loadkit.reports import write_all
 from loadkit.reports.progress import closing_lines, progress_line
+
+if TYPE_CHECKING:
+    from loadkit.engine.rehearsal import Rehearsal
 
 log = logging.getLogger("loadkit")
 
@@ -48,7 +52,7 @@ DEFAULT_STOP_TIMEOUT_S = 10.0
 LEAD_S = 0.75
 GC_THRESHOLDS = (50_000, 50, 1_000)
 # The plan keys a worker needs to pace (it may run on another machine without the plan file).
-WORKER_PLAN_KEYS = ("name", "stages", "arrivals", "budgets")
+WORKER_PLAN_KEYS = ("name", "stages", "arrivals", "budgets", "drills")
 MASTER_LAG_S = 3.0  # a master gets the workers' figures up to one report interval late
 
 
@@ -90,6 +94,10 @@ class _Pacing:
         if session is None or session.t0 is None or response_time is None:
             return
         ok = exception is None
+        if ok and context:
+            told = context.get(TOLD_KEY)
+            if told is not None:
+                session.told.add(name, *told)
         session.recorder.record(
             name,
             t=time.time(),
@@ -105,6 +113,7 @@ class _Judging:
     """Local and master processes: the plan from --plan, the shape, the monitor, the verdict."""
 
     lag_s = 0.0
+    rehearsal: Rehearsal | None = None  # set by the plugin for a three-tier rehearsal
 
     def __init__(self, environment: Environment, session: RunSession, web_ui: Any) -> None:
         self.environment = environment
@@ -150,6 +159,19 @@ class _Judging:
         self.summary = None
         self.begin(session, t0)
         session.prepare_mock()
+        if self.rehearsal is not None:
+            self.rehearsal.test_started(session)
+            if self.rehearsal.failed_to_start:
+                self.halt(session, self.rehearsal.failed_to_start)
+
+    def halt(self, session: RunSession, reason: str) -> None:
+        """Stop the run at once for a reason judged elsewhere (the service under test is gone)."""
+        if session.halted is not None:
+            return
+        session.halted = reason
+        log.error("loadkit: stopping the run: %s", reason)
+        runner = self.environment.runner
+        gevent.spawn(runner.quit if self.headless else runner.stop)
 
     def begin(self, session: RunSession, t0: float) -> None:
         session.begin(t0)
@@ -163,7 +185,11 @@ class _Judging:
         gevent.spawn_later(delay, self.finish, "stopped")
 
     def on_quitting(self, **_kw: Any) -> None:
-        self.finish("interrupted" if self.headless else "stopped")
+        try:
+            self.finish("interrupted" if self.headless else "stopped")
+        finally:
+            if self.rehearsal is not None:
+                self.rehearsal.stop()
 
     # --- figures ---------------------------------------------------------------------------
 
@@ -177,7 +203,10 @@ class _Judging:
         if session is None:
             return {}
         generator = self.generator(until=time.time()) if session.t0 else {}
-        return session.live(self.arrivals(), generator, lag_s=self.lag_s)  # type: ignore[arg-type]
+        live = session.live(self.arrivals(), generator, lag_s=self.lag_s)  # type: ignore[arg-type]
+        if self.rehearsal is not None:
+            live.update(self.rehearsal.live(session, time.time()))
+        return live
 
     def monitor(self) -> None:
         """Once a second: CPU, workers, abort_on, and the headless progress line."""
@@ -193,6 +222,8 @@ class _Judging:
                 watch = None
                 continue
             self.watch_workers(session)
+            if self.rehearsal is not None and (reason := self.rehearsal.watch(session)):
+                self.halt(session, reason)
             rule = session.plan.safety.abort_on
             if rule is not None:
                 watch = watch or AbortWatch(rule)
@@ -219,7 +250,11 @@ class _Judging:
         finished = time.time()
         evidence = session.evidence(self.arrivals(), self.generator(), finished=finished)
         evidence["ending"] = session.ending(finished, stopped_how=stopped_how)
+        if self.rehearsal is not None:
+            self.rehearsal.books(session, evidence, finished)  # type: ignore[arg-type]
         self.integrity(session, evidence)
+        if self.rehearsal is not None:
+            self.rehearsal.reconcile(session, evidence)  # type: ignore[arg-type]
         summary = build_summary(
             session.plan,
             evidence,
@@ -348,6 +383,7 @@ class MasterRole(_Judging):
             return
         self.worker_arrivals[client_id] = report["arrivals"]
         session.health.add_samples(client_id, report["cpu"])
+        session.told.extend(report["told"])
 
 
 class WorkerRole(_Pacing):
@@ -394,6 +430,7 @@ class WorkerRole(_Pacing):
             "recorder": session.recorder.take_delta(),
             "arrivals": session.pacer.counts() if session.pacer else dict(EMPTY_ARRIVALS),  # type: ignore[typeddict-item]
             "cpu": session.cpu.take(),
+            "told": session.told.take(),
         }
         data["loadkit"] = report
 

@@ -16,6 +16,7 @@ from loadkit.engine.pacing import ArrivalPacer
 from loadkit.measure.figures import Arrivals, Ending, EndingHow, Evidence, Generator, iso
 from loadkit.measure.generator import CpuSampler, GeneratorHealth
 from loadkit.measure.recorder import Recorder
+from loadkit.measure.told import ToldLog
 from loadkit.measure.verdict import judge
 from loadkit.plan import Plan
 from loadkit.rehearsal.mock_admin import MockAdmin, MockAdminError
@@ -37,6 +38,7 @@ class RunSession:
         self.report_dir = report_dir
         self.mock = mock
         self.recorder = Recorder(plan)
+        self.told = ToldLog()  # grants the users were told about (JsonUser), for reconciliation
         self.pacer: ArrivalPacer | None = None
         self.cpu = CpuSampler()
         self.health = GeneratorHealth()
@@ -44,6 +46,7 @@ class RunSession:
         self.started_at: float | None = None
         self.abort_reason: str | None = None
         self.setup_problem: str | None = None
+        self.halted: str | None = None  # why loadkit stopped the run (the service died), judged apart
         self.judged = False
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -69,8 +72,10 @@ class RunSession:
         self.started_at = time.time()
         self.recorder = Recorder(self.plan)
         self.recorder.start(t0)
+        self.told = ToldLog()
         self.health = GeneratorHealth()
         self.abort_reason = None
+        self.halted = None
         self.judged = False
         if self.pacer is not None:
             self.pacer.start(t0, phase=phase)
@@ -147,8 +152,8 @@ class RunSession:
         plan_s = finished - self.t0
         how: EndingHow
         detail = None
-        if self.abort_reason or self.setup_problem:
-            how, detail = "aborted", self.abort_reason or self.setup_problem
+        if self.abort_reason or self.setup_problem or self.halted:
+            how, detail = "aborted", self.abort_reason or self.setup_problem or self.halted
         elif plan_s >= self.plan.duration_s - 0.5:
             how = "completed"
         else:

@@ -107,6 +107,7 @@ def rows(live: Mapping[str, Any]) -> list[dict[str, str]]:
                 "; ".join(violations)[:300],
             )
         )
+    out.extend(_rehearsal_rows(live))
     abort = live.get("abort")
     if isinstance(abort, Mapping) and abort.get("reason"):
         out.append(_row("Aborted", status=MARKS[False], note=str(abort["reason"])))
@@ -122,6 +123,42 @@ def rows(live: Mapping[str, Any]) -> list[dict[str, str]]:
         )
     )
     out.extend(_row("Reason", note=str(reason)) for reason in as_list(live.get("reasons")))
+    return out
+
+
+def _rehearsal_rows(live: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The service under test, and a row per drill: its window, state and figures so far."""
+    out = []
+    service = live.get("service")
+    if isinstance(service, Mapping):
+        ok = service.get("ok")
+        out.append(
+            _row(
+                "Service under test",
+                str(service.get("host") or ""),
+                status=MARKS.get(ok, "?") if isinstance(ok, bool) else "?",
+                note=str(service.get("problem") or f"pid {service.get('pid')}")[:300],
+            )
+        )
+    for drill in as_list(live.get("drills")):
+        if not isinstance(drill, Mapping):
+            continue
+        at, length = drill.get("at") or 0, drill.get("for") or 0
+        judged = drill.get("ok")
+        status = MARKS.get(judged, "?") if isinstance(judged, bool) else str(drill.get("state") or "")
+        observed = f"errors {fmt_pct(drill.get('error_rate'))}, p99 {fmt_ms(drill.get('p99_ms'))}"
+        note = f"{fmt_num(at)}–{fmt_num(at + length)} s of the plan"
+        if drill.get("recovery_s") is not None:
+            note += f"; recovered in {fmt_num(drill.get('recovery_s'))} s"
+        out.append(
+            _row(
+                f"Drill: {drill.get('name', '?')}",
+                observed,
+                f"recovery ≤ {fmt_num(drill.get('recovery_budget_s'))} s",
+                status,
+                note,
+            )
+        )
     return out
 
 

@@ -205,3 +205,5 @@ class Evidence(TypedDict, total=False):
     abort: dict[str, Any] | None
     audit: dict[str, Any] | None
     reconciliation: dict[str, Any] | None
+    service: dict[str, Any] | None  # rehearsal.service.ServiceDoc
+    drills: list[dict[str, Any]]  # measure.drills.DrillDoc

@@ -9,6 +9,11 @@ one process recording everything would have (percentiles come from merged histog
 averaged percentiles).  A recorder is either a delta source (worker) or an accumulator (local
 runner, master): `take_delta()` empties it.
 
+A plan's drills (platform trouble on its timeline) are judged apart: a request that ends inside a
+drill's window or its recovery allowance is kept in the cell of its stage's "drill" twin (index
+`stage + len(stages)`), so the budgets of the gate judge only the time outside the drills, while
+the per-second counts and 5-s windows (`timeseries`, `window()`) still see everything.
+
 Plan time is `t - t0` with `t0` set by `start()`.  Requests before `start()`, before t0 or after the
 plan's end go to the "beyond" count: they are counted in `seen` (per endpoint, for reconciliation;
 expected business outcomes are not counted there as successes, since they take no effect
@@ -59,6 +64,17 @@ class ErrorDelta(TypedDict):
     occurrences: int
 
 
+class WindowFigures(TypedDict):
+    """A span of plan time, every request that ended in it (the drill's figures)."""
+
+    requests: int
+    errors: int
+    error_rate: float
+    p99_ms: float | None  # corrected, over the 5-s windows the span touches
+    p99_ms_service: float | None
+    max_ms_service: float | None
+
+
 class RecorderDelta(TypedDict):
     """What a worker recorded since its last report (`Recorder.take_delta`)."""
 
@@ -70,6 +86,7 @@ class RecorderDelta(TypedDict):
     beyond: int
     seconds: dict[int, SecondCounts]  # plan second -> requests ended
     windows: dict[int, str]  # 5-s window -> encoded corrected-latency histogram
+    windows_service: dict[int, str]  # 5-s window -> encoded service-latency histogram
     errors: list[ErrorDelta]
 
 
@@ -126,6 +143,8 @@ class Recorder:
         for index, stage in enumerate(plan.stages):
             start = float(plan.stage_start(index))
             self._bounds.append((start, start + float(stage.duration_s)))
+        self._drill_spans = _drill_spans(plan)
+        self._twin = len(plan.stages)  # a stage's drill twin: stage index + this
         self._t0: float | None = None
         self._targets: list[float] = []
         # cached bounds of the stage the last request fell in: most requests hit the same one
@@ -142,6 +161,7 @@ class Recorder:
         self._beyond = 0
         self._seconds: dict[int, list[int]] = {}  # second of plan time -> [successes, errors]
         self._windows: dict[int, LatencyHistogram] = {}  # 5-s window -> corrected latency
+        self._windows_service: dict[int, LatencyHistogram] = {}  # 5-s window -> service latency
         self._errors: dict[tuple[str, str], int] = {}
         self._window_cache: dict[int, tuple[int, dict[float, float | None]]] = {}
 
@@ -216,7 +236,9 @@ class Recorder:
         window = self._windows.get(second // WINDOW_S)
         if window is None:
             window = self._windows[second // WINDOW_S] = LatencyHistogram()
+            self._windows_service[second // WINDOW_S] = LatencyHistogram()
         window.record_bucket(corrected)
+        self._windows_service[second // WINDOW_S].record_bucket(service)
 
     def record_arrival(self, t: float) -> None:
         """Count one journey started at epoch ``t`` (an arrival ticket taken), in the stage it
@@ -235,11 +257,25 @@ class Recorder:
         self._arrival_seconds[second] = self._arrival_seconds.get(second, 0) + 1
 
     def _locate(self, rel: float) -> int:
+        """The cell index at plan time `rel` (its stage, or the stage's drill twin), caching the
+        bounds of the span around `rel` that has that index."""
         found = self.plan.stage_at(rel) if rel >= 0 else None
         if found is None:
             return -1
         index = int(found[0])
-        self._cur_lo, self._cur_hi = self._bounds[index]
+        lo, hi = self._bounds[index]
+        for a, b in self._drill_spans:  # sorted, disjoint
+            if b <= lo or a >= hi:
+                continue
+            if a <= rel < b:
+                lo, hi, index = max(lo, a), min(hi, b), index + self._twin
+                break
+            if b <= rel:
+                lo = max(lo, b)
+            else:
+                hi = min(hi, a)
+                break
+        self._cur_lo, self._cur_hi = lo, hi
         self._cur_index = index
         return index
 
@@ -278,6 +314,7 @@ class Recorder:
             "beyond": self._beyond,
             "seconds": {second: {"successes": s, "errors": e} for second, (s, e) in self._seconds.items()},
             "windows": {w: hist.encode() for w, hist in self._windows.items()},
+            "windows_service": {w: hist.encode() for w, hist in self._windows_service.items()},
             "errors": [{"name": n, "error": e, "occurrences": c} for (n, e), c in self._errors.items()],
         }
         self._reset_figures()
@@ -303,6 +340,9 @@ class Recorder:
                 for c in delta["cells"]
             ]
             windows = [(int(w), LatencyHistogram.decode(h)) for w, h in delta["windows"].items()]
+            windows_service = [
+                (int(w), LatencyHistogram.decode(h)) for w, h in delta["windows_service"].items()
+            ]
             arrivals = [(int(index), int(n)) for index, n in delta["arrivals"].items()]
             arrival_seconds = [(int(second), int(n)) for second, n in delta["arrival_seconds"].items()]
             seen = {
@@ -340,6 +380,11 @@ class Recorder:
             if window is None:
                 window = self._windows[w] = LatencyHistogram()
             window.add(hist)
+        for w, hist in windows_service:
+            window = self._windows_service.get(w)
+            if window is None:
+                window = self._windows_service[w] = LatencyHistogram()
+            window.add(hist)
         for name, counts in seen.items():
             mine = self._seen.setdefault(name, [0, 0, 0])
             for i, n in enumerate(counts):
@@ -363,7 +408,7 @@ class Recorder:
         the last second with a request."""
         gates = self._gates()
         if until is None or self._t0 is None:
-            weights = {i: self._bounds[i][1] - self._bounds[i][0] for i in gates}
+            weights = self._elapsed(gates, math.inf)
         else:
             weights = self._elapsed(gates, until - self._t0)
         last = max(self._seconds, default=-1) + 1
@@ -407,7 +452,7 @@ class Recorder:
             return {**self._figures({}, self._timeseries(0)), "qps_now": 0.0, "gate": NO_GATE}
         rel = min(now - self._t0, self.plan.duration_s)
         gates = self._gates()
-        gate_start = self._bounds[gates[0]][0]
+        gate_start = self._bounds[gates[0]][0]  # drill spans are left out of the weights only
         gate_begun = gate_start <= rel
         weights = self._elapsed(gates if gate_begun else range(len(self._bounds)), rel)
         figures = self._figures(weights, self._timeseries(max(0, math.ceil(rel))))
@@ -416,25 +461,26 @@ class Recorder:
         gate: Gate = {"started": gate_begun, "starts_in_s": round(max(0.0, gate_start - rel), 1)}
         return {**figures, "qps_now": round(recent / WINDOW_S, 3), "gate": gate}
 
-    def _elapsed(self, stages: Iterable[int], rel: float) -> dict[int, float]:
-        """{stage: seconds of it elapsed at plan time ``rel``} for the stages that have begun."""
+    def _elapsed(self, stages: Iterable[int], rel: float) -> dict[int, tuple[float, float]]:
+        """{stage: (seconds judged, planned arrivals in them)} up to plan time ``rel``, for the
+        stages that have begun; the drills' spans are not judged with the budgets."""
         weights = {}
         for i in stages:
             lo, hi = self._bounds[i]
-            seconds = min(max(rel - lo, 0.0), hi - lo)
+            spans = _without(lo, min(hi, rel), self._drill_spans)
+            seconds = sum(b - a for a, b in spans)
             if seconds > 0:
-                weights[i] = seconds
+                weights[i] = (seconds, sum(self.plan.arrivals_between(a, b) for a, b in spans))
         return weights
 
     def _gates(self) -> list[int]:
         return list(self.plan.gate_stages()) or list(range(len(self._bounds)))
 
-    def _figures(self, weights: dict[int, float], timeseries: Timeseries) -> Figures:
-        """Aggregate and per-endpoint figures over the stages in ``weights`` ({index: seconds})."""
-        seconds = sum(weights.values())
-        planned = sum(
-            self.plan.arrivals_between(self._bounds[i][0], self._bounds[i][0] + w) for i, w in weights.items()
-        )
+    def _figures(self, weights: dict[int, tuple[float, float]], timeseries: Timeseries) -> Figures:
+        """Aggregate and per-endpoint figures over the stages in ``weights``
+        ({index: (seconds, planned arrivals)})."""
+        seconds = sum(w[0] for w in weights.values())
+        planned = sum(w[1] for w in weights.values())
         # cells are used as they are when one stage is judged (the usual case), copied and added
         # only when several are
         per_name: dict[str, _Cell] = {}
@@ -523,6 +569,33 @@ class Recorder:
             "p99": [w[99.0] for w in per_second],
         }
 
+    def window(self, start_s: float, end_s: float) -> WindowFigures:
+        """Every request that ended in plan time [start_s, end_s): counts by the second, latency
+        from the 5-s windows the span touches (a drill's figures)."""
+        lo, hi = math.floor(start_s), math.ceil(end_s)
+        ok = errors = 0
+        for second in range(lo, hi):
+            counts = self._seconds.get(second)
+            if counts is not None:
+                ok += counts[0]
+                errors += counts[1]
+        corrected, service = LatencyHistogram(), LatencyHistogram()
+        for w in range(lo // WINDOW_S, (hi - 1) // WINDOW_S + 1):
+            if w in self._windows:
+                corrected.add(self._windows[w])
+            if w in self._windows_service:
+                service.add(self._windows_service[w])
+        p99 = corrected.percentiles_ms([99.0])[99.0] if corrected.count else None
+        summary = service.summary_ms() if service.count else None
+        return {
+            "requests": ok + errors,
+            "errors": errors,
+            "error_rate": _rate(errors, ok + errors),
+            "p99_ms": p99,
+            "p99_ms_service": summary["p99"] if summary else None,
+            "max_ms_service": summary["max"] if summary else None,
+        }
+
     def _window_percentiles(self, w: int) -> dict[float, float | None]:
         hist = self._windows.get(w)
         if hist is None:
@@ -533,6 +606,32 @@ class Recorder:
         values = hist.percentiles_ms(_PERCENTILES)
         self._window_cache[w] = (hist.count, values)
         return values
+
+
+def _drill_spans(plan: Plan) -> list[tuple[float, float]]:
+    """The plan-time spans judged apart: each drill's window plus its recovery allowance, merged."""
+    spans = sorted((d.at_s, min(plan.duration_s, d.at_s + d.for_s + plan.recovery_s(d))) for d in plan.drills)
+    merged: list[tuple[float, float]] = []
+    for a, b in spans:
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _without(lo: float, hi: float, spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """[lo, hi) less the (sorted, disjoint) spans."""
+    out, start = [], lo
+    for a, b in spans:
+        if b <= start or a >= hi:
+            continue
+        if a > start:
+            out.append((start, a))
+        start = max(start, b)
+    if start < hi:
+        out.append((start, hi))
+    return out
 
 
 def _rate(part: int, whole: int) -> float:

@@ -83,6 +83,8 @@ class Summary(TypedDict):
     abort: dict[str, Any] | None
     audit: dict[str, Any] | None
     reconciliation: dict[str, Any] | None
+    service: dict[str, Any] | None  # the system under test (rehearsal.service.ServiceDoc)
+    drills: list[dict[str, Any]]  # one per drill (measure.drills.DrillDoc)
     timeseries: Timeseries
 
 
@@ -140,6 +142,8 @@ def build_summary(
         "abort": evidence.get("abort"),
         "audit": evidence.get("audit"),
         "reconciliation": evidence.get("reconciliation"),
+        "service": evidence.get("service"),
+        "drills": evidence.get("drills") or [],
         "timeseries": evidence.get("timeseries") or EMPTY_TIMESERIES,
     }
     return cast(Summary, json_safe(doc))
@@ -184,6 +188,7 @@ def load_summary(doc: Any) -> Summary:
     for key in ("outcomes", "endpoints", "generator"):
         out[key] = dict(doc.get(key) or {})
     out["errors"] = list(doc.get("errors") or [])
+    out["drills"] = list(doc.get("drills") or [])
     qps = doc.get("qps") or {}
     out["qps"] = {k: qps.get(k) for k in ("target", "held", "arrivals_held")}
     arrivals = {**EMPTY_ARRIVALS, **(doc.get("arrivals") or {})}

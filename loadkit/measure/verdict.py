@@ -63,6 +63,7 @@ def judge(plan: Plan, results: Mapping[str, Any]) -> tuple[str, list[Check], lis
                 "(did the run stop early, or do the users have no tasks?)",
             )
         )
+    checks += _drill_checks(results)
     checks += _ending_checks(plan, results)
     checks += _health_checks(plan, results)
     failed = [c for c in checks if not c.ok]
@@ -161,6 +162,14 @@ def _missing_endpoint(name: str, budget: EndpointBudget) -> list[Check]:
 
 def _integrity_checks(plan: Plan, results: Mapping[str, Any]) -> list[Check]:
     checks = []
+    service = results.get("service")
+    if isinstance(service, Mapping):
+        ok = bool(service.get("ok"))
+        reason = None if ok else str(service.get("problem") or "the service under test failed")
+        reason = reason and reason[0].upper() + reason[1:]
+        code = service.get("exit_code")
+        observed = f"exited with {code}" if code is not None else "running" if ok else "not ready"
+        checks.append(Check("service", ok, observed, None, "", INTEGRITY, reason))
     abort = results.get("abort")
     if abort or plan.safety.abort_on is not None:
         reason = None
@@ -187,6 +196,26 @@ def _integrity_checks(plan: Plan, results: Mapping[str, Any]) -> list[Check]:
             listed = "; ".join(str(p) for p in problems[:5]) or "no detail given"
             reason = f"What the users saw does not match the ledger: {listed}"
         checks.append(Check("reconciliation", ok, len(problems), 0, "problems", INTEGRITY, reason))
+    return checks
+
+
+def _drill_checks(results: Mapping[str, Any]) -> list[Check]:
+    """A drill is judged by its recovery: back within the budgets within its recovery_s."""
+    checks = []
+    for drill in results.get("drills") or []:
+        if not isinstance(drill, Mapping):
+            continue
+        checks.append(
+            Check(
+                f"drill {drill.get('name')} recovery",
+                bool(drill.get("ok")),
+                drill.get("recovery_s"),
+                drill.get("recovery_budget_s"),
+                "s",
+                BUDGET,
+                drill.get("reason") if not drill.get("ok") else None,
+            )
+        )
     return checks
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
+import shlex
+import string
 from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,14 +23,18 @@ from loadkit.plan.durations import parse_duration
 from loadkit.plan.model import (
     ARRIVALS,
     PERCENTILE_KEYS,
+    PLACEHOLDERS,
     AbortRule,
     Budgets,
+    Drill,
     EndpointBudget,
     LatencyBudget,
     MockSetup,
     Plan,
     PlanError,
+    ReconcileSetup,
     Safety,
+    ServiceSetup,
     Stage,
 )
 
@@ -38,7 +45,14 @@ _REQUIRED_HINTS = {
     "qps": "a number ≥ 0 or [from, to]",
     "error_rate": "a number from 0 to 1",
     "for": 'a duration such as "30s"',
+    "command": 'the command that starts the service, a list such as ["{python}", "-m", "my_service"]',
+    "ready": 'a URL answering 200 once the service is ready, such as "http://127.0.0.1:{port}/healthz"',
+    "at": 'the plan time the drill starts, such as "2m"',
+    "faults": "a mapping of platform method (or '*') to fault settings",
 }
+DRILL_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")  # the mock's fault-layer names
+FAULT_KEYS = ("latency", "error", "throttle", "outage")
+_SAMPLE = {name: "1" for name in PLACEHOLDERS}  # to check that a URL with placeholders is a URL
 
 
 class _Loader(yaml.SafeLoader):
@@ -177,7 +191,19 @@ class _Parser:
         top = self.mapping(
             data,
             "",
-            ("name", "locustfile", "host", "stages", "budgets", "safety", "mock", "arrivals"),
+            (
+                "name",
+                "locustfile",
+                "host",
+                "stages",
+                "budgets",
+                "safety",
+                "mock",
+                "arrivals",
+                "service",
+                "drills",
+                "reconcile",
+            ),
             ("name", "stages"),
         )
         name = self.text(top["name"], "name")
@@ -195,6 +221,7 @@ class _Parser:
         arrivals = top.get("arrivals", "constant")
         if arrivals not in ARRIVALS:
             raise self.error("arrivals", " or ".join(ARRIVALS), arrivals)
+        duration = sum(stage.duration_s for stage in stages)
         return Plan(
             name=name,
             locustfile=self.optional(top, "locustfile", "", self.path),
@@ -206,6 +233,9 @@ class _Parser:
             arrivals=arrivals,
             source=self.source,
             raw=dict(top),
+            service=self.optional(top, "service", "", lambda v, k: self.service(v)),
+            drills=self.drills(top.get("drills"), duration),
+            reconcile=self.optional(top, "reconcile", "", lambda v, k: self.reconcile(v)),
         )
 
     def path(self, value: Any, key: str) -> Path:
@@ -296,7 +326,9 @@ class _Parser:
     def budgets(self, value: Any) -> Budgets:
         if value is None:
             return Budgets()
-        data = self.mapping(value, "budgets", ("qps_min", "latency_ms", "error_rate_max", "endpoints"))
+        data = self.mapping(
+            value, "budgets", ("qps_min", "latency_ms", "error_rate_max", "endpoints", "recovery_s")
+        )
         endpoints_raw = data.get("endpoints") or {}
         if not isinstance(endpoints_raw, Mapping):
             raise self.error(
@@ -320,6 +352,7 @@ class _Parser:
             latency_ms=self.optional(data, "latency_ms", "budgets", self.latency) or LatencyBudget(),
             error_rate_max=self.optional(data, "error_rate_max", "budgets", self.rate),
             endpoints=endpoints,
+            recovery_s=self.optional(data, "recovery_s", "budgets", self.positive),
         )
 
     def safety(self, value: Any) -> Safety:
@@ -376,6 +409,203 @@ class _Parser:
         if not isinstance(doc, Mapping):
             raise self.error(key, "a seed file holding a mapping", got=f"{path} holds {type(doc).__name__}")
         return dict(doc)
+
+    def positive(self, value: Any, key: str) -> float:
+        return self.number(value, key, strict=True)
+
+    # --- the three-tier rehearsal ---
+
+    def service(self, value: Any) -> ServiceSetup:
+        key = "service"
+        data = self.mapping(
+            value,
+            key,
+            (
+                "command",
+                "env",
+                "ready",
+                "ready_timeout",
+                "stop_timeout",
+                "settle_timeout",
+                "host",
+                "app_id",
+                "records",
+                "records_token_env",
+            ),
+            ("command", "ready"),
+        )
+        command = self.command(data["command"], f"{key}.command")
+        env = self.env(data.get("env"), f"{key}.env")
+        ready = self.template_url(data["ready"], f"{key}.ready")
+        host = self.optional(data, "host", key, self.template_url) or _origin(ready)
+        records = self.optional(data, "records", key, self.template_url)
+        token_env = self.optional(data, "records_token_env", key, self.text)
+        if token_env is not None and token_env not in env:
+            raise self.error(
+                f"{key}.records_token_env",
+                "the name of a variable set in service.env (its value is sent as X-Admin-Token)",
+                token_env,
+            )
+        app_id = data.get("app_id", ServiceSetup.app_id)
+        if isinstance(app_id, int) and not isinstance(app_id, bool):
+            app_id = str(app_id)  # YAML reads an unquoted app id as a number
+        app_id = self.text(app_id, f"{key}.app_id")
+
+        def seconds(name: str, default: float) -> float:
+            raw = data.get(name)
+            return default if raw is None else self.duration(raw, f"{key}.{name}", positive=True)
+
+        return ServiceSetup(
+            command=command,
+            env=env,
+            ready=ready,
+            host=host,
+            ready_timeout_s=seconds("ready_timeout", ServiceSetup.ready_timeout_s),
+            stop_timeout_s=seconds("stop_timeout", ServiceSetup.stop_timeout_s),
+            settle_timeout_s=seconds("settle_timeout", ServiceSetup.settle_timeout_s),
+            app_id=app_id,
+            records=records,
+            records_token_env=token_env,
+        )
+
+    def command(self, value: Any, key: str) -> tuple[str, ...]:
+        if isinstance(value, str):
+            try:
+                words = shlex.split(value)
+            except ValueError as exc:
+                raise self.error(key, "a command line shlex can split", value, got=str(exc)) from None
+        elif isinstance(value, list):
+            words = []
+            for i, word in enumerate(value):
+                if isinstance(word, bool) or not isinstance(word, str | int | float) or word == "":
+                    raise self.error(f"{key}[{i}]", "a non-empty string", word)
+                words.append(str(word))
+        else:
+            raise self.error(key, _REQUIRED_HINTS["command"], value)
+        if not words:
+            raise self.error(key, _REQUIRED_HINTS["command"], value)
+        return tuple(self.template(word, key) for word in words)
+
+    def env(self, value: Any, key: str) -> dict[str, str]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.error(key, "a mapping of environment variable -> value", value)
+        out = {}
+        for name, raw in value.items():
+            if not isinstance(name, str) or not name or "=" in name:
+                raise self.error(key, "variable names (strings without '=') as keys", name)
+            if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+                raise self.error(f"{key}.{name}", "a string or a number", raw)
+            out[name] = self.template(str(raw), f"{key}.{name}")
+        return out
+
+    def template(self, value: str, key: str) -> str:
+        """`value` with only known `{placeholders}` (`{{` and `}}` are literal braces)."""
+        try:
+            fields = [
+                (name, spec, conversion)
+                for _, name, spec, conversion in string.Formatter().parse(value)
+                if name is not None
+            ]
+        except ValueError as exc:
+            raise self.error(
+                key, "text whose braces are placeholders such as {port}", value, got=str(exc)
+            ) from None
+        for name, spec, conversion in fields:
+            if name not in PLACEHOLDERS or spec or conversion:
+                hint = difflib.get_close_matches(name, PLACEHOLDERS, n=1, cutoff=0.6)
+                tip = f" (did you mean {{{hint[0]}}}?)" if hint else ""
+                raise PlanError(
+                    f"{self.label}: {key}: unknown placeholder {{{name}}}{tip}; known: "
+                    + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS),
+                    file=self.label,
+                    key=key,
+                )
+        return value
+
+    def template_url(self, value: Any, key: str) -> str:
+        text = self.template(self.text(value, key), key)
+        try:
+            parts = urlsplit(text.format(**_SAMPLE))
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            _ = parts.port
+        except ValueError:
+            ok = False
+        if not ok:
+            raise self.error(key, "an http:// URL such as http://127.0.0.1:{port}/healthz", value)
+        return text
+
+    def drills(self, value: Any, duration: float) -> tuple[Drill, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise self.error("drills", "a list of drills ({name, at, for, faults})", value)
+        drills = []
+        seen: dict[str, int] = {}
+        for i, item in enumerate(value):
+            key = f"drills[{i}]"
+            data = self.mapping(
+                item, key, ("name", "at", "for", "faults", "recovery_s"), ("at", "for", "faults")
+            )
+            name = self.text(data["name"], f"{key}.name") if "name" in data else f"drill{i + 1}"
+            if not DRILL_NAME.fullmatch(name):
+                raise self.error(f"{key}.name", "1-64 letters, digits, '.', '_' or '-'", name)
+            if name in seen:
+                raise self.error(
+                    f"{key}.name",
+                    "a name unique among the drills",
+                    got=f"{name!r} is also drills[{seen[name]}]",
+                )
+            seen[name] = i
+            at = self.duration(data["at"], f"{key}.at", positive=False)
+            if at >= duration:
+                raise self.error(
+                    f"{key}.at", f"a plan time before the plan's end ({duration:g} s)", data["at"]
+                )
+            drills.append(
+                Drill(
+                    name=name,
+                    at_s=at,
+                    for_s=self.duration(data["for"], f"{key}.for", positive=True),
+                    faults=self.faults(data["faults"], f"{key}.faults"),
+                    recovery_s=self.optional(data, "recovery_s", key, self.positive),
+                )
+            )
+        return tuple(drills)
+
+    def faults(self, value: Any, key: str) -> dict[str, Any]:
+        """Checked as far as loadkit can: the mock checks each setting when the drill is put."""
+        if not isinstance(value, Mapping) or not value:
+            raise self.error(key, _REQUIRED_HINTS["faults"], value)
+        out = {}
+        for method, settings in value.items():
+            if not isinstance(method, str) or not method:
+                raise self.error(key, "platform method names (or '*') as keys", method)
+            out[method] = self.mapping(settings, f"{key}.{method}", FAULT_KEYS)
+        return out
+
+    def reconcile(self, value: Any) -> ReconcileSetup:
+        data = self.mapping(value, "reconcile", ("per_user_limit",))
+        raw = data.get("per_user_limit") or {}
+        key = "reconcile.per_user_limit"
+        if not isinstance(raw, Mapping):
+            raise self.error(
+                key, "a mapping of platform method (or campaign) -> effects allowed per user", raw
+            )
+        limits = {}
+        for name, limit in raw.items():
+            if not isinstance(name, str) or not name:
+                raise self.error(key, "platform method or campaign names as keys", name)
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise self.error(f"{key}.{name}", "a whole number ≥ 1", limit)
+            limits[name] = limit
+        return ReconcileSetup(per_user_limit=limits)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _join(prefix: str, key: str) -> str:

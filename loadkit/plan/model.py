@@ -17,6 +17,20 @@ PERCENTILE_KEYS = ("p50", "p90", "p95", "p99", "max")
 ARRIVALS = ("constant", "poisson")
 DEFAULT_LATENCY_S = 0.5
 MIN_LATENCY_S = 0.1
+DEFAULT_RECOVERY_S = 30.0
+DEFAULT_APP_ID = "2021000000000001"
+# What `service:` strings may name: filled in by the rehearsal when it starts the service.
+PLACEHOLDERS = (
+    "python",
+    "port",
+    "mock_url",
+    "app_id",
+    "app_private_key_file",
+    "app_public_key_file",
+    "platform_public_key_file",
+    "service_token",
+    "run_dir",
+)
 
 
 class PlanError(Exception):
@@ -70,6 +84,7 @@ class Budgets:
     latency_ms: LatencyBudget = field(default_factory=LatencyBudget)
     error_rate_max: float | None = None
     endpoints: Mapping[str, EndpointBudget] = field(default_factory=dict)
+    recovery_s: float | None = None  # a drill's default recovery budget
 
 
 @dataclass(frozen=True)
@@ -94,6 +109,40 @@ class MockSetup:
 
 
 @dataclass(frozen=True)
+class ServiceSetup:
+    """The system under test, started and owned by loadkit. Strings keep their `{placeholders}`
+    (filled when the service starts: the port and keys exist only then)."""
+
+    command: tuple[str, ...]
+    env: Mapping[str, str]
+    ready: str  # URL polled until HTTP 200
+    host: str  # Locust's target
+    ready_timeout_s: float = 30.0
+    stop_timeout_s: float = 10.0
+    settle_timeout_s: float = 15.0  # the most the end of a test waits for the ledger to go quiet
+    app_id: str = DEFAULT_APP_ID
+    records: str | None = None  # URL of the service's own records (JSON lines)
+    records_token_env: str | None = None  # the env var (in `env`) sent as X-Admin-Token
+
+
+@dataclass(frozen=True)
+class Drill:
+    """Platform trouble on the plan's timeline: a fault layer on the mock from `at_s` for `for_s`."""
+
+    name: str
+    at_s: float
+    for_s: float
+    faults: Mapping[str, Any]
+    recovery_s: float | None = None  # None: budgets.recovery_s, else DEFAULT_RECOVERY_S
+
+
+@dataclass(frozen=True)
+class ReconcileSetup:
+    # effects allowed per user, by platform method or by campaign (activity, budget code, crowd)
+    per_user_limit: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Plan:
     name: str
     locustfile: Path | None
@@ -105,6 +154,9 @@ class Plan:
     arrivals: str
     source: Path | None
     raw: Mapping[str, Any]
+    service: ServiceSetup | None = None
+    drills: tuple[Drill, ...] = ()
+    reconcile: ReconcileSetup | None = None
     duration_s: float = field(init=False)
     _starts: tuple[float, ...] = field(init=False, repr=False, compare=False)
 
@@ -184,6 +236,13 @@ class Plan:
 
     def peak_qps(self) -> float:
         return max(s.peak_qps for s in self.stages)
+
+    def recovery_s(self, drill: Drill) -> float:
+        """The recovery budget of `drill`: its own, else the plan's, else 30 s."""
+        if drill.recovery_s is not None:
+            return drill.recovery_s
+        budget = self.budgets.recovery_s
+        return budget if budget is not None else DEFAULT_RECOVERY_S
 
 
 def _rate(stage: Stage, offset: float) -> float:

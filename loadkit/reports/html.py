@@ -169,8 +169,10 @@ def chart(
     budgets: Sequence[Budget] = (),
     unit: str = "",
     shade: tuple[float, float] | None = None,
+    drills: Sequence[tuple[float, float, str]] = (),
 ) -> str:
-    """An SVG line chart (x: seconds from the start) with dashed horizontal budget lines."""
+    """An SVG line chart (x: seconds from the start) with dashed horizontal budget lines; the
+    gate window and the drills' windows (start, end, name) are shaded."""
     width, height, left, right, top, bottom = 900, 260, 58, 96, 24, 28
     numbers = [v for line in lines for v in line.values if _is_num(v)]
     if len(t) < 2 or not numbers:
@@ -198,6 +200,14 @@ def chart(
             parts.append(
                 f'<rect class="gate" x="{px(s0)}" y="{top}" width="{round(px(s1) - px(s0), 1)}" '
                 f'height="{plot_h}"><title>gate window (budgets judged here)</title></rect>'
+            )
+    for d0, d1, name in drills:
+        s0, s1 = max(d0, x0), min(d1, x1)
+        if s1 > s0:
+            parts.append(
+                f'<rect class="drill" x="{px(s0)}" y="{top}" width="{round(px(s1) - px(s0), 1)}" '
+                f'height="{plot_h}"><title>drill {_e(name)}</title></rect>'
+                f'<text class="drill-label" x="{px(s0) + 3}" y="{top + 12}">{_e(name)}</text>'
             )
     tick = 0.0
     while tick <= y_max + step / 2:
@@ -239,6 +249,8 @@ def chart(
     legend += [_legend_item(b.label, b.css, True) for b in budgets]
     if shade is not None:
         legend.append('<li class="note">shaded: gate window (budgets are judged here)</li>')
+    if drills:
+        legend.append('<li class="note">orange: drills (platform trouble, judged apart)</li>')
     return (
         f"<figure><figcaption>{_e(caption)}</figcaption>{''.join(parts)}"
         f'<ul class="legend">{"".join(legend)}</ul></figure>'
@@ -428,6 +440,7 @@ def _charts_section(summary: Mapping[str, Any]) -> str:
     aggregators = {"p50": max, "p95": max, "p99": max}
     t, s = downsample(raw_t, series, aggregators, MAX_POINTS)
     shade = _offset(summary, t) if t else None
+    drills = _drill_spans(summary)
     budgets_raw = as_map(_dig(summary, "plan", "raw", "budgets"))
     qps_budgets = []
     if _is_num(budgets_raw.get("qps_min")):
@@ -460,6 +473,7 @@ def _charts_section(summary: Mapping[str, Any]) -> str:
             qps_budgets,
             "per s",
             shade,
+            drills,
         )
         + chart(
             "Latency percentiles (corrected for coordinated omission) against the budgets",
@@ -468,9 +482,65 @@ def _charts_section(summary: Mapping[str, Any]) -> str:
             lat_budgets,
             "ms",
             shade,
+            drills,
         )
-        + chart("Errors per second", t, [Line("errors/s", s["errors"], "c4")], (), "err/s", shade)
+        + chart("Errors per second", t, [Line("errors/s", s["errors"], "c4")], (), "err/s", shade, drills)
     )
+
+
+def _drill_spans(summary: Mapping[str, Any]) -> list[tuple[float, float, str]]:
+    """The drills' windows on the charts' time axis (plan seconds, as the time series)."""
+    spans = []
+    for drill in as_list(summary.get("drills")):
+        drill = as_map(drill)
+        at, length = drill.get("at"), drill.get("for")
+        if _is_num(at) and _is_num(length):
+            spans.append((float(at), float(at) + float(length), str(drill.get("name") or "drill")))
+    return spans
+
+
+def _rehearsal_section(summary: Mapping[str, Any]) -> str:
+    """The service under test and the drills: who was judged, and how each drill went."""
+    out = ""
+    service = summary.get("service")
+    if isinstance(service, Mapping):
+        command = " ".join(str(w) for w in as_list(service.get("command")))
+        state = "ran to the end" if service.get("ok") else str(service.get("problem") or "failed")
+        text, css = _mark(service.get("ok"))
+        pid, ready = service.get("pid"), fmt_num(service.get("ready_s"))
+        out += (
+            "<h2>The service under test</h2>"
+            f'<p><span class="{css}">{_e(text)}</span> {_e(service.get("host") or DASH)}: {_e(state)}.</p>'
+            f'<p class="note">Started by loadkit as <code>{_e(command)}</code> (pid {_e(pid)}), '
+            f"ready in {_e(ready)} s; its log: {_e(service.get('log') or DASH)}.</p>"
+        )
+    drills = [as_map(d) for d in as_list(summary.get("drills"))]
+    if drills:
+        rows = [
+            (
+                str(d.get("name", "?")),
+                f"{fmt_num(d.get('at'))}–{fmt_num((d.get('at') or 0) + (d.get('for') or 0))} s",
+                fmt_pct(d.get("error_rate")),
+                fmt_ms(d.get("p99_ms")),
+                fmt_ms(d.get("max_ms_service")),
+                "not within the run" if d.get("recovery_s") is None else f"{fmt_num(d.get('recovery_s'))} s",
+                f"{fmt_num(d.get('recovery_budget_s'))} s",
+                _mark(d.get("ok")),
+            )
+            for d in drills
+        ]
+        out += (
+            "<h2>Drills</h2>"
+            "<p class=\"note\">Platform trouble on the plan's timeline, judged apart: the gate's "
+            "budgets leave each drill and its recovery allowance out. Recovery: from the drill's end "
+            "until the error rate and the 5-s p99 are back within budget for 5 s in a row.</p>"
+            + _table(
+                ("Drill", "Window", "Error rate", "p99", "Longest wait", "Recovery", "Budget", "Result"),
+                rows,
+                numeric=(2, 3, 4, 5, 6),
+            )
+        )
+    return out
 
 
 def _load_section(summary: Mapping[str, Any]) -> str:
@@ -600,7 +670,25 @@ def _audit_section(summary: Mapping[str, Any]) -> str:
                 ("Method", "Successful answers", "Effects", "Replays", "Business failures"), rows, range(1, 5)
             )
         out += _budget_totals(as_map(_dig(audit, "totals")))
-    if isinstance(recon, Mapping):
+    if isinstance(recon, Mapping) and recon.get("mode") in ("two-way", "three-way"):
+        ok = recon.get("ok")
+        out += (
+            f"<p>Reconciliation by id ({_e(recon.get('mode'))}): "
+            f'<span class="{_mark(ok)[1]}">{_e(_mark(ok)[0])}</span> — '
+            f"{_e(fmt_num(recon.get('told')))} grants users were told about, "
+            f"{_e(fmt_num(recon.get('records')))} service records, "
+            f"{_e(fmt_num(recon.get('effects')))} ledger effects.</p>"
+        )
+        rows = [
+            (kind.replace("_", " "), fmt_num(as_map(recon.get(kind)).get("count")),
+             ", ".join(str(i) for i in as_list(as_map(recon.get(kind)).get("first"))[:5]) or DASH)
+            for kind in ("phantom", "orphan", "paid_twice", "over_limit", "unconfirmed")
+        ]  # fmt: skip
+        out += _table(("Finding", "Count", "First ids"), rows, (1,))
+        problems = as_list(recon.get("problems"))
+        if problems:
+            out += "<ul>" + "".join(f"<li>{_e(p)}</li>" for p in problems) + "</ul>"
+    elif isinstance(recon, Mapping):
         ok = recon.get("ok")
         out += f'<p>Reconciliation: <span class="{_mark(ok)[1]}">{_e(_mark(ok)[0])}</span></p>'
         rows = [
@@ -695,6 +783,7 @@ def render(summary: dict[str, Any]) -> str:
         + _load_section(summary)
         + _endpoints_section(summary)
         + _errors_section(summary)
+        + _rehearsal_section(summary)
         + _audit_section(summary)
         + _plan_section(summary)
         + f'<p class="note">Generated by {_e(summary.get("tool") or "loadkit")} '

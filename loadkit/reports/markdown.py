@@ -129,6 +129,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         out.append("No checks: the plan sets no budgets.")
     out += _endpoints(summary.get("endpoints") or {})
     out += _arrivals_and_generator(summary)
+    out += _rehearsal(summary)
     out += _integrity(summary)
     errors = summary.get("errors") or []
     if errors:
@@ -192,6 +193,44 @@ def _arrivals_and_generator(summary: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _rehearsal(summary: Mapping[str, Any]) -> list[str]:
+    """The service under test and the drills."""
+    out: list[str] = []
+    service = summary.get("service")
+    if isinstance(service, Mapping):
+        state = "ran to the end" if service.get("ok") else str(service.get("problem") or "failed")
+        mark = "PASS" if service.get("ok") else "FAIL"
+        command = " ".join(str(w) for w in service.get("command") or [])
+        out += [
+            "",
+            "## The service under test",
+            "",
+            f"- {service.get('host') or DASH}: {mark}, {state.splitlines()[0]}",
+            f"- started as `{command}` (pid {service.get('pid')}), ready in {num(service.get('ready_s'))} s;"
+            f" log: {service.get('log') or DASH}",
+        ]
+    drills = [d for d in summary.get("drills") or [] if isinstance(d, Mapping)]
+    if drills:
+        out += ["", "## Drills (judged apart from the gate's budgets)", ""]
+        out += _table(
+            ("Drill", "Window", "Error rate", "p99 ms", "Longest wait ms", "Recovery", "Budget", "Result"),
+            (
+                (
+                    d.get("name"),
+                    f"{num(d.get('at'))}–{num((d.get('at') or 0) + (d.get('for') or 0))} s",
+                    pct(d.get("error_rate")),
+                    num(d.get("p99_ms")),
+                    num(d.get("max_ms_service")),
+                    "not within the run" if d.get("recovery_s") is None else f"{num(d.get('recovery_s'))} s",
+                    f"{num(d.get('recovery_budget_s'))} s",
+                    "PASS" if d.get("ok") else "FAIL",
+                )
+                for d in drills
+            ),
+        )
+    return out
+
+
 def _integrity(summary: Mapping[str, Any]) -> list[str]:
     out = []
     abort = summary.get("abort")
@@ -205,8 +244,18 @@ def _integrity(summary: Mapping[str, Any]) -> list[str]:
     recon = summary.get("reconciliation")
     if recon is not None:
         problems = recon.get("problems") or []
-        out.append(
-            f"- Reconciliation with the ledger: {'ok' if recon.get('ok') and not problems else 'FAILED'}"
-        )
+        mode = recon.get("mode")
+        by_id = f" by id, {mode}" if mode in ("two-way", "three-way") else ""
+        state = "ok" if recon.get("ok") and not problems else "FAILED"
+        out.append(f"- Reconciliation with the ledger{by_id}: {state}")
+        if by_id:
+            counts = ", ".join(
+                f"{kind.replace('_', ' ')} {num((recon.get(kind) or {}).get('count'))}"
+                for kind in ("phantom", "orphan", "paid_twice", "over_limit", "unconfirmed")
+            )
+            out.append(
+                f"  - {num(recon.get('told'))} told, {num(recon.get('records'))} service records, "
+                f"{num(recon.get('effects'))} ledger effects; {counts}"
+            )
         out += [f"  - {p}" for p in problems]
     return ["", "## Integrity", "", *out] if out else []

@@ -75,6 +75,13 @@ def replay(
     return result
 
 
+def grant(
+    ledger: Ledger, call: Call, biz_no: str, user_id: str, campaign: str, amount: int, unit: str, id: str
+) -> None:
+    """Journal a grant to a user for the effects export (GET /admin/effects)."""
+    ledger.effects.append(call.method, call.app_id, biz_no, user_id, campaign, amount, unit, id, call.now)
+
+
 def remember(
     ledger: Ledger, call: Call, scope: Hashable, key: str, fingerprint: Hashable, result: dict[str, Any]
 ) -> dict[str, Any]:

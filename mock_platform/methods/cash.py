@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from mock_platform.ledger import Ledger, Reader, campaign_from, fen_to_yuan
-from mock_platform.methods._common import Call, check_window, remember, replay, require_user
+from mock_platform.methods._common import Call, check_window, grant, remember, replay, require_user
 
 CASH_CREATE = "alipay.marketing.campaign.cash.create"
 CASH_TRIGGER = "alipay.marketing.campaign.cash.trigger"
@@ -51,6 +51,7 @@ def cash_trigger(ledger: Ledger, call: Call) -> dict[str, Any]:
         "coupon_name": campaign.coupon_name,
         "prize_msg": campaign.prize_msg,
     }
+    grant(ledger, call, out_biz_no, user.user_id, crowd_no, prize, "fen", result["biz_no"])
     return remember(ledger, call, scope, out_biz_no, fingerprint, result)
 
 

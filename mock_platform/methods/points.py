@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from mock_platform.ledger import MAX_POINTS, Ledger, PointBudget, Reader, format_time
-from mock_platform.methods._common import Call, check_window, remember, replay, require_user
+from mock_platform.methods._common import Call, check_window, grant, remember, replay, require_user
 
 POINTS_SEND = "alipay.user.alipaypoint.send"
 BUDGET_QUERY = "alipay.user.alipaypoint.budgetlib.query"
@@ -40,6 +40,9 @@ def points_send(ledger: Ledger, call: Call) -> dict[str, Any]:
     if outcome is not None:
         raise ledger.codes.error(outcome)
     result = {"record_id": ledger.new_id("PNT"), "transaction_id": ledger.new_id("TXN")}
+    grant(
+        ledger, call, partner_biz_no, user.user_id, budget.budget_code, amount, "points", result["record_id"]
+    )
     return remember(ledger, call, scope, partner_biz_no, fingerprint, result)
 
 

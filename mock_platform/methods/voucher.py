@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from mock_platform.ledger import MAX_MONEY_FEN, Activity, Ledger, Reader, format_time, window
-from mock_platform.methods._common import Call, check_window, remember, replay, require_user
+from mock_platform.methods._common import Call, check_window, grant, remember, replay, require_user
 
 VOUCHER_CREATE = "alipay.marketing.activity.voucher.create"
 VOUCHER_SEND = "alipay.marketing.activity.voucher.send"
@@ -83,7 +83,9 @@ def voucher_send(ledger: Ledger, call: Call) -> dict[str, Any]:
     outcome = activity.take(user.user_id)
     if outcome is not None:
         raise ledger.codes.error(outcome)
-    return remember(ledger, call, scope, out_biz_no, fingerprint, {"voucher_id": ledger.new_id("VCH")})
+    voucher_id = ledger.new_id("VCH")
+    grant(ledger, call, out_biz_no, user.user_id, activity_id, 1, "voucher", voucher_id)
+    return remember(ledger, call, scope, out_biz_no, fingerprint, {"voucher_id": voucher_id})
 
 
 def voucher_query(ledger: Ledger, call: Call) -> dict[str, Any]:

@@ -90,6 +90,9 @@ def send_coupon(ledger: Ledger, openid: str, body: object, now: float) -> dict[s
         stats.business_failures += 1
         raise WeChatError(403, "RULE_LIMIT", "用户已达最大领券次数 (per-user limit reached)")
     result = {"coupon_id": ledger.new_id("")}
+    ledger.effects.append(
+        SEND_COUPON, mchid, out_request_no, openid, stock_id, 1, "coupon", result["coupon_id"], now
+    )
     ledger.idempotency.remember(scope, out_request_no, fingerprint, result, now)
     stats.ok += 1
     stats.effects += 1

@@ -413,3 +413,131 @@ def test_outage_window_opens_and_closes_on_time(mock_server: Any) -> None:
     assert [code for t, code in seen if t < 0.25] and all(code == "10000" for t, code in seen if t < 0.25)
     assert any(code == "20000" for t, code in seen if 0.35 < t < 0.75)
     assert all(code == "10000" for t, code in seen if t > 0.85)
+
+
+# --- fault layers (drills) ----------------------------------------------------------------------
+
+T0 = 2_000_000.0
+
+
+def test_layer_applies_only_inside_its_window_by_the_mocks_clock() -> None:
+    faults = Faults.from_config({SEND: {"latency": {"dist": "constant", "ms": 10}}}, now=T0)
+    faults.put_layer("slow", {SEND: {"latency": {"scale": 3}}}, start_at=T0 + 120, duration_s=60, now=T0)
+    assert faults.decide(SEND, "a", T0 + 119.9) is None and faults.latency_s(SEND) == pytest.approx(0.010)
+    assert faults.decide(SEND, "a", T0 + 120) is None and faults.latency_s(SEND) == pytest.approx(0.030)
+    assert faults.latency_s("other.method") == 0.0  # the scale of no latency is none
+    assert faults.decide(SEND, "a", T0 + 180) is None and faults.latency_s(SEND) == pytest.approx(0.010)
+    assert [(x["name"], x["state"], x["end_at"]) for x in faults.layers(T0 + 200)] == [
+        ("slow", "ended", T0 + 180)
+    ]
+
+
+def test_a_late_put_still_ends_on_time_and_outage_of_every_method() -> None:
+    faults = Faults.from_config({}, now=T0)
+    # The drill was due at T0 for 30 s; the caller is 10 s late: 20 s of outage remain.
+    listing = faults.put_layer("down", {"*": {"outage": {}}}, start_at=T0, duration_s=30, now=T0 + 10)
+    assert (listing["state"], listing["start_at"], listing["end_at"], listing["duration_s"]) == (
+        "active",
+        T0,
+        T0 + 30,
+        30,
+    )
+    assert faults.decide(SEND, "a", T0 + 10).kind == "error"
+    assert faults.decide("any.method", "a", T0 + 29.9).code == "20000"
+    assert faults.decide(SEND, "a", T0 + 30) is None
+
+
+def test_layer_keys_go_over_the_base_key_by_key_and_the_latest_layer_wins() -> None:
+    base = {
+        "*": {"latency": {"dist": "constant", "ms": 5}},
+        SEND: {"latency": {"dist": "constant", "ms": 50}, "error": {"rate": 1.0}},
+    }
+    faults = Faults.from_config(base, now=T0)
+    faults.put_layer("throttle", {"*": {"throttle": {"rate": 1, "burst": 1}}}, now=T0)
+    faults.put_layer("x2", {"*": {"latency": {"scale": 2}}, SEND: {"error": None}}, now=T0)
+    assert faults.decide(SEND, "a", T0) is None  # the base error is off in the layer, a token taken
+    assert faults.decide(SEND, "a", T0).kind == "throttle"
+    assert faults.latency_s(SEND) == pytest.approx(0.100)  # the layer's "*" scales the method's own
+    assert faults.latency_s("other") == pytest.approx(0.010)
+    faults.put_layer("x2", {"*": {"latency": {"dist": "constant", "ms": 1}}}, now=T0)
+    assert faults.latency_s(SEND) == pytest.approx(0.001)
+    assert faults.delete_layer("x2", now=T0) and not faults.delete_layer("x2", now=T0)
+    assert faults.latency_s(SEND) == pytest.approx(0.050)
+    assert faults.decide(SEND, "b", T0).kind == "error"  # the base error is back
+    faults.configure({}, now=T0)  # a new base keeps the layers
+    assert [x["name"] for x in faults.layers(T0)] == ["throttle"]
+    assert faults.decide("m", "c", T0) is None and faults.decide("m", "c", T0).kind == "throttle"
+
+
+@pytest.mark.parametrize(
+    ("name", "spec", "kwargs", "names"),
+    [
+        ("d", {SEND: {"latency": {"scale": 0}}}, {}, f"layers.d.faults.{SEND}.latency.scale"),
+        (
+            "d",
+            {SEND: {"latency": {"scale": 2, "dist": "constant"}}},
+            {},
+            f"layers.d.faults.{SEND}.latency.dist",
+        ),
+        ("d", {SEND: {"latncy": {}}}, {}, f"layers.d.faults.{SEND}.latncy"),
+        ("d", {"*": {"throttle": {"rate": -1}}}, {}, "layers.d.faults.*.throttle.rate"),
+        ("d", {"*": 3}, {}, "layers.d.faults.*"),
+        ("d", [1], {}, "layers.d.faults"),
+        ("d", {}, {"duration_s": 0}, "layers.d.duration_s"),
+        ("d", {}, {"start_at": "soon"}, "layers.d.start_at"),
+        ("a/b", {}, {}, "layers"),
+    ],
+)
+def test_bad_layer_names_the_key_and_changes_nothing(
+    name: str, spec: object, kwargs: dict, names: str
+) -> None:
+    faults = Faults.from_config({}, now=T0)
+    with pytest.raises(ValueError, match=re.escape(names)):
+        faults.put_layer(name, spec, now=T0, **kwargs)
+    assert faults.layers(T0) == []
+
+
+def test_without_layers_the_hot_path_never_recomposes() -> None:
+    faults = Faults.from_config({SEND: {"latency": {"dist": "constant", "ms": 1}}}, now=T0)
+    calls = 0
+    original = faults._compose
+
+    def counting(now: float) -> None:
+        nonlocal calls
+        calls += 1
+        original(now)
+
+    faults._compose = counting  # type: ignore[method-assign]
+    for i in range(1000):
+        faults.decide(SEND, "a", T0 + i)
+    assert calls == 0
+    faults.put_layer("later", {SEND: {"latency": {"scale": 2}}}, start_at=T0 + 5000, duration_s=1, now=T0)
+    for i in range(1000):
+        faults.decide(SEND, "a", T0 + 4000 + i * 2)  # crosses the start and the end once each
+    assert calls == 1 + 2
+
+
+def test_layers_over_http(mock_server: Any) -> None:
+    biz = {"user_id": "2088000000000001"}
+    status, listing = mock_server.admin(
+        "PUT", "/admin/faults/layers/outage", {"faults": {"*": {"outage": {}}}, "duration_s": 0.6}
+    )
+    assert status == 200 and listing["state"] == "active" and listing["duration_s"] == 0.6
+    assert mock_server.gateway(FOLLOW, biz)[1]["code"] == "20000"
+    status, body = mock_server.admin("GET", "/admin/faults/layers")
+    assert status == 200 and [x["name"] for x in body["layers"]] == ["outage"] and body["now"] > 1.7e9
+    time.sleep(0.7)
+    assert mock_server.gateway(FOLLOW, biz)[1]["code"] == "10000"  # the window closed by itself
+    assert mock_server.admin("GET", "/admin/faults") == (200, {})  # the base spec is untouched
+    assert mock_server.admin("DELETE", "/admin/faults/layers/outage") == (200, {"ok": True, "name": "outage"})
+    status, body = mock_server.admin("DELETE", "/admin/faults/layers/outage")
+    assert status == 404 and "outage" in body["error"]
+    for bad, key in (
+        ({"faults": {"*": {"latency": {"scale": -2}}}}, "layers.x.faults.*.latency.scale"),
+        ({"fault": {}}, "layers.x.fault"),
+        ({}, "layers.x.faults"),
+        ({"faults": {}, "duration_s": "1m"}, "layers.x.duration_s"),
+    ):
+        status, body = mock_server.admin("PUT", "/admin/faults/layers/x", bad)
+        assert status == 400 and body["error"].startswith(key), body
+    assert mock_server.admin("GET", "/admin/faults/layers")[1]["layers"] == []

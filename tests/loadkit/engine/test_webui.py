@@ -314,3 +314,26 @@ def test_headless_does_nothing() -> None:
     assert env.web_ui is None
     webui.install(env, FakeLive())  # must not raise
     assert env.web_ui is None
+
+
+def test_rows_for_the_service_and_each_drill():
+    from loadkit.engine.webui import rows
+
+    live = {
+        "stage": {"index": 0, "count": 1, "name": "hold", "elapsed_s": 5, "remaining_s": 5, "gate": True},
+        "gate": {"started": True, "starts_in_s": 0},
+        "service": {"ok": False, "host": "http://127.0.0.1:5000", "problem": "the service under test exited"},
+        "drills": [
+            {"name": "outage", "at": 10, "for": 30, "state": "active", "error_rate": 0.5, "p99_ms": 800.0,
+             "recovery_budget_s": 20},
+            {"name": "slow", "at": 50, "for": 10, "state": "scheduled", "error_rate": None, "p99_ms": None,
+             "recovery_budget_s": 30},
+        ],
+    }  # fmt: skip
+    table = {r["item"]: r for r in rows(live)}
+    assert table["Service under test"]["status"].endswith("FAIL")
+    assert "exited" in table["Service under test"]["note"]
+    outage = table["Drill: outage"]
+    assert outage["status"] == "active" and "50" in outage["observed"] and "800" in outage["observed"]
+    assert outage["limit"] == "recovery ≤ 20 s" and outage["note"].startswith("10–40 s")
+    assert table["Drill: slow"]["status"] == "scheduled"

@@ -28,7 +28,7 @@ SCHEMA_KEYS = [
     "schema", "tool", "verdict", "exit_code", "reasons", "ending", "plan", "started_at", "finished_at",
     "window", "qps", "latency_ms", "latency_ms_service", "error_rate", "requests", "outcomes", "arrivals",
     "whole_run", "checks", "endpoints", "generator", "errors", "abort", "audit", "reconciliation",
-    "timeseries",
+    "service", "drills", "timeseries",
 ]  # fmt: skip
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "sample_summary.json"
 STARTED = 1795507200.0  # 2026-11-24T08:00:00Z

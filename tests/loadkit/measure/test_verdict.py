@@ -286,3 +286,27 @@ def test_exit_codes_and_check_dict():
         "kind": "budget",
         "reason": None,
     }
+
+
+def test_service_and_drills_are_judged():
+    from loadkit.measure.verdict import judge
+    from loadkit.plan import parse_plan
+
+    plan = parse_plan({"name": "t", "stages": [{"name": "h", "duration": "10s", "qps": 1, "gate": True}]})
+    base = {"requests": {"count": 10}, "endpoints": {}}
+    dead = {"ok": False, "exit_code": -9, "problem": "the service under test was killed by signal 9"}
+    verdict, checks, reasons = judge(plan, {**base, "service": dead})
+    assert verdict == "fail" and reasons[0] == "The service under test was killed by signal 9"
+    check = next(c for c in checks if c.name == "service")
+    assert check.kind == "integrity" and check.observed == "exited with -9"
+    drill = {
+        "name": "slow",
+        "ok": False,
+        "recovery_s": None,
+        "recovery_budget_s": 30,
+        "reason": "Drill slow: no",
+    }
+    verdict, checks, reasons = judge(plan, {**base, "service": {"ok": True}, "drills": [drill]})
+    assert verdict == "fail" and reasons == ["Drill slow: no"]
+    assert [c.name for c in checks if c.name.startswith("drill")] == ["drill slow recovery"]
+    assert judge(plan, {**base, "drills": [{**drill, "ok": True, "recovery_s": 3}]})[0] == "pass"
