@@ -150,10 +150,10 @@ class Admin:
     async def seed(self, request: web.Request) -> web.StreamResponse:
         body = await json_object(request)
         try:
-            check_seed(body, self.state.config.ledger)
+            seed = check_seed(body)
         except ConfigError as exc:
             raise BadRequest(str(exc)) from None
-        return json_response({"ok": True, "seeded": self.state.ledger.seed(body)})
+        return json_response({"ok": True, "seeded": self.state.ledger.seed(seed)})
 
     async def add_app(self, request: web.Request) -> web.StreamResponse:
         body = await json_object(request)

@@ -13,9 +13,9 @@ from typing import Any
 
 import yaml
 
-from mock_platform import signing
 from mock_platform.faults import Faults
-from mock_platform.ledger import Ledger, LedgerConfig
+from mock_platform.model import LedgerConfig
+from mock_platform.seeding import Seed, parse_seed
 
 FILE_KEYS = ("seed", "faults", "codes", "idempotency", "auth", "random_seed", "limits", "effects")
 LEDGER_KEYS = ("codes", "idempotency", "auth", "random_seed", "effects")
@@ -36,7 +36,7 @@ class MockConfig:
     strict: bool = False  # refuse unsigned gateway calls (40001 isv.missing-signature)
     sign_responses: bool = False  # sign every response, not only answers to signed requests
     debug_hooks: bool = False  # enable test-only admin routes
-    seed: Mapping[str, Any] | None = None
+    seed: Seed | None = None  # parsed once here, applied at start and at every reset
     faults: Mapping[str, Any] | None = None
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -57,9 +57,7 @@ class MockConfig:
             ledger_config = LedgerConfig.from_mapping({k: data[k] for k in LEDGER_KEYS if k in data})
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        seed = data.get("seed")
-        if seed is not None:
-            check_seed(seed, ledger_config)
+        seed = None if data.get("seed") is None else check_seed(data["seed"])
         faults = data.get("faults")
         try:
             Faults.from_config(faults, options.get("profile"))
@@ -75,21 +73,14 @@ class MockConfig:
         )
 
 
-def check_seed(seed: Any, ledger_config: LedgerConfig | None = None) -> None:
-    """Raise ConfigError unless `seed` would load: tried on a scratch ledger, public keys parsed."""
+def check_seed(seed: Any) -> Seed:
+    """The seed document parsed (public keys included), or ConfigError naming the bad entry."""
     if not isinstance(seed, Mapping):
         raise ConfigError("seed: must be a mapping (apps, users, activities, cash_campaigns, ...)")
     try:
-        Ledger(ledger_config).seed(seed)
+        return parse_seed(seed)
     except ValueError as exc:
         raise ConfigError(str(exc) if str(exc).startswith("seed") else f"seed: {exc}") from None
-    for i, app in enumerate(seed.get("apps") or []):
-        pem = app.get("public_key")
-        if pem:
-            try:
-                signing.load_public_key(pem)
-            except ValueError as exc:
-                raise ConfigError(f"seed.apps[{i}].{exc}") from None
 
 
 def _max_body_bytes(limits: Any) -> int:

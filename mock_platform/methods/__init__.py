@@ -11,7 +11,8 @@ from typing import Any
 
 from mock_platform.codes import BUSINESS_FAILED
 from mock_platform.errors import GatewayError
-from mock_platform.ledger import FieldError, Ledger
+from mock_platform.fields import FieldError
+from mock_platform.ledger import Ledger
 from mock_platform.methods import cash, follow, oauth, points, voucher
 from mock_platform.methods._common import Call, argument_error
 

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from mock_platform.errors import GatewayError
+from mock_platform.fields import FieldError, Reader, is_user_id
 from mock_platform.idempotency import IdempotencyConflict
-from mock_platform.ledger import FieldError, Ledger, Reader, User, is_user_id
+from mock_platform.ledger import Ledger
+from mock_platform.model import User
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs ~1 µs per call on the gateway's hot path

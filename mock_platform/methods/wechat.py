@@ -14,8 +14,9 @@ import secrets
 from typing import Any
 
 from mock_platform.errors import WeChatError
+from mock_platform.fields import FieldError, Reader
 from mock_platform.idempotency import IdempotencyConflict
-from mock_platform.ledger import FieldError, Ledger, Reader
+from mock_platform.ledger import Ledger
 
 CODE2SESSION = "wechat.jscode2session"
 SEND_COUPON = "wechat.coupon.send"
