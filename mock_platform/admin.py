@@ -17,6 +17,8 @@ from aiohttp import web
 from mock_platform import signing
 from mock_platform.config import ConfigError, check_seed
 from mock_platform.effects import UNITS, Effect
+from mock_platform.fields import Reader
+from mock_platform.seeding import parse_merchant
 
 if TYPE_CHECKING:
     from mock_platform.app import MockState
@@ -163,6 +165,14 @@ class Admin:
         self.state.ledger.register_app(app_id, pem)
         return json_response({"ok": True, "app_id": app_id})
 
+    async def add_wx_merchant(self, request: web.Request) -> web.StreamResponse:
+        merchant = parse_merchant(Reader(await json_object(request), ""))  # FieldError -> 400
+        self.state.ledger.register_wx_merchant(merchant)
+        return json_response({"ok": True, "mchid": merchant.mchid})
+
+    async def wx_platform(self, request: web.Request) -> web.StreamResponse:
+        return json_response(self.state.wechat.describe())
+
     async def keys(self, request: web.Request) -> web.StreamResponse:
         return json_response({"sign_type": "RSA2", "alipay_public_key": self.state.public_pem})
 
@@ -197,6 +207,8 @@ def add_routes(app: web.Application, state: MockState) -> None:
     r.add_post("/admin/seed", g(admin.seed))
     r.add_post("/admin/apps", g(admin.add_app))
     r.add_get("/admin/keys", g(admin.keys))
+    r.add_post("/admin/wechat/merchants", g(admin.add_wx_merchant))
+    r.add_get("/admin/wechat/platform", g(admin.wx_platform))
     r.add_get("/admin/openapi.json", g(admin.openapi))
     if state.config.debug_hooks:
         r.add_post("/admin/debug/force_issue", g(admin.force_issue))
@@ -286,6 +298,17 @@ OPENAPI: dict[str, Any] = {
                         "description": "record_id / voucher_id / prize biz_no / coupon_id",
                     },
                     "at": {"type": "number", "description": "epoch seconds at receipt of the call"},
+                },
+            },
+            "WxMerchant": {
+                "type": "object",
+                "required": ["mchid", "serial_no", "public_key"],
+                "additionalProperties": False,
+                "properties": {
+                    "mchid": {"type": "string", "pattern": "^[0-9]{1,32}$"},
+                    "serial_no": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "public_key": {"type": "string", "description": "the merchant API key, SPKI PEM"},
+                    "apiv3_key": {"type": "string", "pattern": "^[\\x21-\\x7e]{32}$"},
                 },
             },
             "FaultLayer": {
@@ -435,6 +458,37 @@ OPENAPI: dict[str, Any] = {
                         "properties": {
                             "sign_type": {"const": "RSA2"},
                             "alipay_public_key": {"type": "string"},
+                        },
+                    }
+                ),
+            )
+        },
+        "/admin/wechat/merchants": {
+            "post": _admin(
+                "Register a WeChat Pay merchant: its API certificate's serial and public key verify its "
+                "signed requests; with an APIv3 key it may download the platform certificates",
+                _json(
+                    {
+                        "type": "object",
+                        "required": ["ok", "mchid"],
+                        "properties": {"ok": {"const": True}, "mchid": {"type": "string"}},
+                    }
+                ),
+                {"$ref": "#/components/schemas/WxMerchant"},
+            )
+        },
+        "/admin/wechat/platform": {
+            "get": _admin(
+                "The WeChat Pay platform's public key (public-key mode), its id, and the platform "
+                "certificate's serial (certificate mode)",
+                _json(
+                    {
+                        "type": "object",
+                        "required": ["public_key", "public_key_id", "certificate_serial"],
+                        "properties": {
+                            "public_key": {"type": "string", "description": "SPKI PEM"},
+                            "public_key_id": {"type": "string", "pattern": "^PUB_KEY_ID_"},
+                            "certificate_serial": {"type": "string", "pattern": "^[0-9A-F]+$"},
                         },
                     }
                 ),

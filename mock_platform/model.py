@@ -39,6 +39,8 @@ __all__ = [
     "PointBudget",
     "User",
     "WxApp",
+    "WxCoupon",
+    "WxMerchant",
     "WxStock",
 ]
 
@@ -217,15 +219,47 @@ class WxApp:
 
 
 @dataclass(slots=True)
+class WxMerchant:
+    """A WeChat Pay merchant: its API certificate's serial and public key verify its requests; its
+    APIv3 key (32 characters) encrypts the platform certificates it downloads."""
+
+    mchid: str
+    serial_no: str
+    public_key: str  # SPKI PEM
+    apiv3_key: str | None = None
+
+
+@dataclass(slots=True)
 class WxStock:
-    """A WeChat Pay cash-coupon stock; per_user counts are keyed by openid."""
+    """A WeChat Pay cash-coupon stock (代金券批次); per_user counts are keyed by openid.
+
+    A seeded stock without a creator or a window is running, sends for any merchant, and always.
+    """
 
     stock_id: str
     max_coupons: int
     max_per_user: int
-    coupon_value: int  # fen
+    coupon_value: int  # fen per coupon (fixed_normal_coupon.coupon_amount)
+    creator_mchid: str | None = None
+    stock_name: str = ""
+    status: str = "running"  # unactivated | running | paused
+    begin: float | None = None
+    end: float | None = None
+    transaction_minimum: int = 0
+    max_amount_by_day: int | None = None
+    natural_person_limit: bool = False
+    prevent_api_abuse: bool = False
+    no_cash: bool = False
+    comment: str = ""
+    created: float = 0.0
+    started: float | None = None
+    paused: float | None = None
     issued: int = field(default=0, init=False)
     per_user: dict[str, int] = field(default_factory=dict, init=False)
+
+    @property
+    def max_amount(self) -> int:
+        return self.max_coupons * self.coupon_value
 
     def take(self, openid: str) -> str | None:
         if self.issued >= self.max_coupons:
@@ -236,6 +270,16 @@ class WxStock:
         self.per_user[openid] = count + 1
         self.issued += 1
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class WxCoupon:
+    """What a coupon query answers: kept in a bounded map, like the idempotency records."""
+
+    stock_id: str
+    openid: str
+    appid: str
+    created: float
 
 
 @dataclass(slots=True)
@@ -310,14 +354,15 @@ def _digest(tag: str, user_id: str) -> str:
 
 
 class LedgerState:
-    """The mock's state and its O(1) bookkeeping. Apps (keys) survive `reset()`; everything else
-    is cleared. `ledger.Ledger` adds seeding and the audit on top."""
+    """The mock's state and its O(1) bookkeeping. Apps and WeChat merchants (keys) survive
+    `reset()`; everything else is cleared. `ledger.Ledger` adds seeding and the audit on top."""
 
     def __init__(self, config: LedgerConfig | None = None) -> None:
         self.config = config or LedgerConfig()
         self.codes = self.config.codes
         self.apps: dict[str, str | None] = {}
         self.wx_apps: dict[str, WxApp] = {}
+        self.wx_merchants: dict[str, WxMerchant] = {}
         self.effects = EffectJournal(self.config.effects_path)
         self.reset()
 
@@ -329,6 +374,9 @@ class LedgerState:
         self.campaigns: dict[str, CashCampaign] = {}
         self.budgets: dict[str, PointBudget] = {}
         self.wx_stocks: dict[str, WxStock] = {}
+        self.wx_coupons: ExpiringMap[WxCoupon] = ExpiringMap(cfg.idempotency_max_entries)
+        self.used_codes: ExpiringMap[str] = ExpiringMap(cfg.auth_max_entries)
+        self.wx_logins: dict[str, list[int]] = {}  # user_id -> [minute, code2session calls in it]
         self.idempotency = IdempotencyStore(cfg.idempotency_ttl_s, cfg.idempotency_max_entries)
         self.auth_codes: ExpiringMap[str] = ExpiringMap(cfg.auth_max_entries)
         self.access_tokens: ExpiringMap[str] = ExpiringMap(cfg.auth_max_entries)
@@ -383,7 +431,17 @@ class LedgerState:
 
     def consume_auth_code(self, code: str, now: float) -> User | None:
         user_id = self.auth_codes.pop(code, now)
-        return None if user_id is None else self.users.get(user_id)
+        if user_id is None:
+            return None
+        self.used_codes.put(code, user_id, now + self.config.auth_code_ttl_s, now)
+        return self.users.get(user_id)
+
+    def code_was_used(self, code: str, now: float) -> bool:
+        """Whether `code` was a valid code already consumed (WeChat tells 40163 from 40029)."""
+        return self.used_codes.get(code, now) is not None
+
+    def register_wx_merchant(self, merchant: WxMerchant) -> None:
+        self.wx_merchants[merchant.mchid] = merchant
 
     def follow(self, user_id: str) -> None:
         if not is_user_id(user_id):

@@ -11,6 +11,7 @@ start is the time of the parse.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,12 +19,22 @@ from typing import Any
 
 from mock_platform import signing
 from mock_platform.fields import MAX_MONEY_FEN, FieldError, Reader, is_user_id, window
-from mock_platform.model import Activity, CashCampaign, LedgerState, PointBudget, WxApp, WxStock
+from mock_platform.model import (
+    Activity,
+    CashCampaign,
+    LedgerState,
+    PointBudget,
+    WxApp,
+    WxMerchant,
+    WxStock,
+)
 
-__all__ = ["SEED_KEYS", "AppSeed", "Seed", "UserSeed", "apply_seed", "parse_seed"]
+__all__ = ["SEED_KEYS", "AppSeed", "Seed", "UserSeed", "apply_seed", "parse_merchant", "parse_seed"]
 
 SEED_KEYS = ("apps", "users", "activities", "cash_campaigns", "point_budgets", "wechat")
-WECHAT_KEYS = ("apps", "stocks")
+WECHAT_KEYS = ("apps", "stocks", "merchants")
+MCHID_RE = re.compile(r"[0-9]{1,32}")
+APIV3_KEY_RE = re.compile(r"[\x21-\x7e]{32}")
 USER_TEXT_KEYS = ("nick_name", "avatar", "gender", "province", "city")
 
 
@@ -50,6 +61,7 @@ class Seed:
     point_budgets: tuple[PointBudget, ...] = ()
     wechat_apps: tuple[WxApp, ...] = ()
     wechat_stocks: tuple[WxStock, ...] = ()
+    wechat_merchants: tuple[WxMerchant, ...] = ()
 
     def counts(self) -> dict[str, int]:
         return {f.name: len(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -74,6 +86,7 @@ def parse_seed(data: Any, now: float | None = None, *, verify_keys: bool = True)
         point_budgets=tuple(_budget(r, now) for r in root.items("point_budgets")),
         wechat_apps=tuple(_wx_app(r) for r in wx.items("apps")),
         wechat_stocks=tuple(_wx_stock(r) for r in wx.items("stocks")),
+        wechat_merchants=tuple(parse_merchant(r) for r in wx.items("merchants")),
     )
 
 
@@ -90,6 +103,8 @@ def apply_seed(ledger: LedgerState, seed: Seed) -> dict[str, int]:
     ledger.budgets.update((b.budget_code, dataclasses.replace(b)) for b in seed.point_budgets)
     ledger.wx_apps.update((a.appid, dataclasses.replace(a)) for a in seed.wechat_apps)
     ledger.wx_stocks.update((s.stock_id, dataclasses.replace(s)) for s in seed.wechat_stocks)
+    for merchant in seed.wechat_merchants:
+        ledger.register_wx_merchant(dataclasses.replace(merchant))
     return seed.counts()
 
 
@@ -167,10 +182,43 @@ def _wx_app(r: Reader) -> WxApp:
 
 
 def _wx_stock(r: Reader) -> WxStock:
-    r.check_keys({"stock_id", "max_coupons", "max_coupons_per_user", "coupon_value"})
+    """A running stock; with a `stock_creator_mchid` only that merchant may send from it."""
+    r.check_keys(
+        {
+            "stock_id",
+            "max_coupons",
+            "max_coupons_per_user",
+            "coupon_value",
+            "stock_creator_mchid",
+            "stock_name",
+        }
+    )
+    creator = r.opt_text("stock_creator_mchid", max_len=32)
+    if creator is not None and not MCHID_RE.fullmatch(creator):
+        raise FieldError(r.path("stock_creator_mchid"), "must be 1-32 digits")
     return WxStock(
-        stock_id=r.text("stock_id"),
+        stock_id=r.text("stock_id", max_len=20),
         max_coupons=r.integer("max_coupons", 0, 10**9),
         max_per_user=r.opt_integer("max_coupons_per_user", 1, 10**6) or 1,
         coupon_value=r.opt_integer("coupon_value", 1, 10**9) or 100,
+        creator_mchid=creator,
+        stock_name=r.opt_text("stock_name", max_len=20) or "",
     )
+
+
+def parse_merchant(r: Reader) -> WxMerchant:
+    """A WeChat Pay merchant (seed `wechat.merchants[]` or POST /admin/wechat/merchants)."""
+    r.check_keys({"mchid", "serial_no", "public_key", "apiv3_key"})
+    mchid = r.text("mchid", max_len=32)
+    if not MCHID_RE.fullmatch(mchid):
+        raise FieldError(r.path("mchid"), "must be 1-32 digits")
+    serial_no = r.text("serial_no", max_len=64)
+    pem = r.text("public_key", max_len=8192)
+    try:
+        signing.load_public_key(pem)
+    except ValueError as exc:
+        raise FieldError(r.path("public_key"), str(exc).removeprefix("public_key: ")) from None
+    apiv3_key = r.opt_text("apiv3_key", max_len=64)
+    if apiv3_key is not None and not APIV3_KEY_RE.fullmatch(apiv3_key):
+        raise FieldError(r.path("apiv3_key"), "must be 32 printable ASCII characters (an AES-256 key)")
+    return WxMerchant(mchid, serial_no, pem, apiv3_key)

@@ -107,6 +107,7 @@ def test_seed_returns_counts() -> None:
         "point_budgets": 1,
         "wechat_apps": 1,
         "wechat_stocks": 1,
+        "wechat_merchants": 0,
     }
 
 
