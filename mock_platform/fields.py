@@ -166,9 +166,10 @@ class Reader:
         return Reader(self._get(key, True), self.path(key))
 
     def items(self, key: str) -> list[Reader]:
-        value = self.data.get(key)
-        if value is None:
+        """The objects of the list at `key`; none when the key is absent (null is not a list)."""
+        if key not in self.data:
             return []
+        value = self.data[key]
         if not isinstance(value, list):
             raise FieldError(self.path(key), "must be a list")
         return [Reader(item, f"{self.path(key)}[{i}]") for i, item in enumerate(value)]

@@ -76,7 +76,7 @@ def parse_seed(data: Any, now: float | None = None, *, verify_keys: bool = True)
     now = time.time() if now is None else now
     root = Reader(data, "seed")
     root.check_keys(set(SEED_KEYS))
-    wx = Reader({} if data.get("wechat") is None else data["wechat"], "seed.wechat")
+    wx = Reader(data.get("wechat", {}), "seed.wechat")  # absent: none; null: not an object
     wx.check_keys(set(WECHAT_KEYS))
     return Seed(
         apps=tuple(_app(r, verify_keys) for r in root.items("apps")),
