@@ -15,6 +15,7 @@ from mock_platform.faults import Faults
 from mock_platform.gateway import Gateway
 from mock_platform.ledger import Ledger
 from mock_platform.metrics import Metrics
+from mock_platform.wxpay import Platform
 
 
 @dataclass
@@ -29,6 +30,7 @@ class MockState:
     public_pem: str
     admin_token: str
     started_at: float
+    wechat: Platform  # the WeChat Pay platform's keys and certificate (made on first use)
 
     def reset(self) -> None:
         """Back to the state at start: ledger cleared (apps kept) and the config's seed applied."""
@@ -66,6 +68,7 @@ def create_app(config: MockConfig | None = None) -> web.Application:
         public_pem=signing.public_pem(key),
         admin_token=config.admin_token or secrets.token_urlsafe(24),
         started_at=time.time(),
+        wechat=Platform(**config.wechat_platform),
     )
     app = web.Application(client_max_size=MAX_BODY_BYTES_CAP)
     app[STATE] = state

@@ -13,11 +13,22 @@ from typing import Any
 
 import yaml
 
-from mock_platform import signing
 from mock_platform.faults import Faults
-from mock_platform.ledger import Ledger, LedgerConfig
+from mock_platform.model import LedgerConfig
+from mock_platform.seeding import Seed, parse_seed
+from mock_platform.wxpay import PUBLIC_KEY_ID_RE, Platform
 
-FILE_KEYS = ("seed", "faults", "codes", "idempotency", "auth", "random_seed", "limits", "effects")
+FILE_KEYS = (
+    "seed",
+    "faults",
+    "codes",
+    "idempotency",
+    "auth",
+    "random_seed",
+    "limits",
+    "effects",
+    "wechat_platform",
+)
 LEDGER_KEYS = ("codes", "idempotency", "auth", "random_seed", "effects")
 DEFAULT_MAX_BODY_BYTES = 65536
 MAX_BODY_BYTES_CAP = 16 * 1024 * 1024
@@ -36,10 +47,13 @@ class MockConfig:
     strict: bool = False  # refuse unsigned gateway calls (40001 isv.missing-signature)
     sign_responses: bool = False  # sign every response, not only answers to signed requests
     debug_hooks: bool = False  # enable test-only admin routes
-    seed: Mapping[str, Any] | None = None
+    seed: Seed | None = None  # parsed once here, applied at start and at every reset
     faults: Mapping[str, Any] | None = None
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # The WeChat Pay platform's public-key mode key: {private_key (PKCS#8 PEM), public_key_id}; {}
+    # makes a fresh one (GET /admin/wechat/platform tells it).
+    wechat_platform: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, **options: Any) -> MockConfig:
@@ -57,9 +71,7 @@ class MockConfig:
             ledger_config = LedgerConfig.from_mapping({k: data[k] for k in LEDGER_KEYS if k in data})
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        seed = data.get("seed")
-        if seed is not None:
-            check_seed(seed, ledger_config)
+        seed = None if data.get("seed") is None else check_seed(data["seed"])
         faults = data.get("faults")
         try:
             Faults.from_config(faults, options.get("profile"))
@@ -71,25 +83,19 @@ class MockConfig:
             faults=faults,
             ledger=ledger_config,
             max_body_bytes=_max_body_bytes(data.get("limits")),
+            wechat_platform=_wechat_platform(data.get("wechat_platform")),
             **options,
         )
 
 
-def check_seed(seed: Any, ledger_config: LedgerConfig | None = None) -> None:
-    """Raise ConfigError unless `seed` would load: tried on a scratch ledger, public keys parsed."""
+def check_seed(seed: Any) -> Seed:
+    """The seed document parsed (public keys included), or ConfigError naming the bad entry."""
     if not isinstance(seed, Mapping):
         raise ConfigError("seed: must be a mapping (apps, users, activities, cash_campaigns, ...)")
     try:
-        Ledger(ledger_config).seed(seed)
+        return parse_seed(seed)
     except ValueError as exc:
         raise ConfigError(str(exc) if str(exc).startswith("seed") else f"seed: {exc}") from None
-    for i, app in enumerate(seed.get("apps") or []):
-        pem = app.get("public_key")
-        if pem:
-            try:
-                signing.load_public_key(pem)
-            except ValueError as exc:
-                raise ConfigError(f"seed.apps[{i}].{exc}") from None
 
 
 def _max_body_bytes(limits: Any) -> int:
@@ -104,6 +110,24 @@ def _max_body_bytes(limits: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1024 <= value <= MAX_BODY_BYTES_CAP:
         raise ConfigError(f"limits.max_body_bytes: must be an integer from 1024 to {MAX_BODY_BYTES_CAP}")
     return value
+
+
+def _wechat_platform(spec: Any) -> dict[str, str]:
+    """`wechat_platform: {private_key, public_key_id}`, checked: the key loads, the id looks real."""
+    if spec is None:
+        return {}
+    if not isinstance(spec, Mapping) or set(spec) - {"private_key", "public_key_id"}:
+        raise ConfigError("wechat_platform: must be a mapping with private_key and public_key_id")
+    key, key_id = spec.get("private_key"), spec.get("public_key_id")
+    if not isinstance(key_id, str) or not PUBLIC_KEY_ID_RE.fullmatch(key_id):
+        raise ConfigError("wechat_platform.public_key_id: must be PUB_KEY_ID_ followed by letters or digits")
+    if not isinstance(key, str):
+        raise ConfigError("wechat_platform.private_key: an RSA private key (PKCS#8 PEM) is required")
+    try:
+        Platform(key, key_id).key  # noqa: B018 - loads it
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"wechat_platform.private_key: not a usable RSA private key ({exc})") from None
+    return {"private_key_pem": key, "public_key_id": key_id}
 
 
 def load_file(path: str | Path) -> dict[str, Any]:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from mock_platform.errors import GatewayError
+from mock_platform.fields import FieldError, Reader, is_user_id
 from mock_platform.idempotency import IdempotencyConflict
-from mock_platform.ledger import FieldError, Ledger, Reader, User, is_user_id
+from mock_platform.ledger import Ledger
+from mock_platform.model import User
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs ~1 µs per call on the gateway's hot path
 class Call:
+    """One call to a handler. For WeChat Pay, `app_id` is the calling merchant's mchid, `params`
+    the path parameters and the query, `biz` the JSON body."""
+
     app_id: str
     method: str
     params: Mapping[str, str]  # common + top-level params, query and form merged (biz_content raw)
@@ -63,13 +68,19 @@ def check_window(ledger: Ledger, start: float | None, end: float | None, now: fl
 
 
 def replay(
-    ledger: Ledger, call: Call, scope: Hashable, key: str, fingerprint: Hashable
+    ledger: Ledger,
+    call: Call,
+    scope: Hashable,
+    key: str,
+    fingerprint: Hashable,
+    conflict: Callable[[], Exception] | None = None,
 ) -> dict[str, Any] | None:
-    """The first result stored under this key (counted as a replay), None if new."""
+    """The first result stored under this key (counted as a replay), None if new. A key used
+    with other parameters raises `conflict()` (Alipay's 40004 IDEMPOTENT_PARAM_CONFLICT by default)."""
     try:
         result = ledger.idempotency.lookup(scope, key, fingerprint, call.now)
     except IdempotencyConflict:
-        raise ledger.codes.error("idempotency_conflict") from None
+        raise (conflict() if conflict else ledger.codes.error("idempotency_conflict")) from None
     if result is not None:
         ledger.method_stats(call.method).replays += 1
     return result

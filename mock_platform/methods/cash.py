@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_platform.ledger import Ledger, Reader, campaign_from, fen_to_yuan
+from mock_platform.fields import Reader, fen_to_yuan
+from mock_platform.ledger import Ledger
 from mock_platform.methods._common import Call, check_window, grant, remember, replay, require_user
+from mock_platform.model import CashCampaign
 
 CASH_CREATE = "alipay.marketing.campaign.cash.create"
 CASH_TRIGGER = "alipay.marketing.campaign.cash.trigger"
@@ -17,7 +19,7 @@ MAX_SPAN_S = 183 * 86400  # "end_time at most 6 months"
 
 
 def cash_create(ledger: Ledger, call: Call) -> dict[str, Any]:
-    campaign = campaign_from(Reader(call.biz), "", call.now, max_span_s=MAX_SPAN_S)
+    campaign = CashCampaign.from_fields(Reader(call.biz), "", call.now, max_span_s=MAX_SPAN_S)
     campaign.crowd_no = ledger.new_id("CRW")
     ledger.campaigns[campaign.crowd_no] = campaign
     ledger.method_stats(call.method).effects += 1

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_platform.ledger import Ledger, Reader
+from mock_platform.fields import Reader
+from mock_platform.ledger import Ledger
 from mock_platform.methods._common import Call, resolve_user
 
 FOLLOW_QUERY = "alipay.open.public.user.follow.query"

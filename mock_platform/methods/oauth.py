@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from mock_platform.errors import GatewayError
-from mock_platform.ledger import FieldError, Ledger, Reader, User, format_time
+from mock_platform.fields import FieldError, Reader, format_time
+from mock_platform.ledger import Ledger
 from mock_platform.methods._common import Call
+from mock_platform.model import User
 
 OAUTH_TOKEN = "alipay.system.oauth.token"
 USER_INFO_SHARE = "alipay.user.info.share"

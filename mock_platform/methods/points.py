@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_platform.ledger import MAX_POINTS, Ledger, PointBudget, Reader, format_time
+from mock_platform.fields import MAX_POINTS, Reader, format_time
+from mock_platform.ledger import Ledger
 from mock_platform.methods._common import Call, check_window, grant, remember, replay, require_user
+from mock_platform.model import PointBudget
 
 POINTS_SEND = "alipay.user.alipaypoint.send"
 BUDGET_QUERY = "alipay.user.alipaypoint.budgetlib.query"

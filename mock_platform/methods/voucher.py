@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_platform.ledger import MAX_MONEY_FEN, Activity, Ledger, Reader, format_time, window
+from mock_platform.fields import MAX_MONEY_FEN, Reader, format_time, window
+from mock_platform.ledger import Ledger
 from mock_platform.methods._common import Call, check_window, grant, remember, replay, require_user
+from mock_platform.model import Activity
 
 VOUCHER_CREATE = "alipay.marketing.activity.voucher.create"
 VOUCHER_SEND = "alipay.marketing.activity.voucher.send"

@@ -9,8 +9,9 @@ import pytest
 
 from mock_platform.codes import BusinessCodes
 from mock_platform.errors import GatewayError
+from mock_platform.fields import parse_send_freqency
 from mock_platform.idempotency import ExpiringMap, IdempotencyConflict, IdempotencyStore
-from mock_platform.ledger import Ledger, LedgerConfig, parse_send_freqency
+from mock_platform.ledger import Ledger, LedgerConfig
 from mock_platform.methods import METHODS, Call
 
 NOW = 1_780_000_000.0
@@ -106,6 +107,7 @@ def test_seed_returns_counts() -> None:
         "point_budgets": 1,
         "wechat_apps": 1,
         "wechat_stocks": 1,
+        "wechat_merchants": 0,
     }
 
 

@@ -8,7 +8,8 @@ from datetime import datetime
 import pytest
 
 from mock_platform.errors import GatewayError
-from mock_platform.ledger import CN_TZ, Ledger, LedgerConfig
+from mock_platform.fields import CN_TZ
+from mock_platform.ledger import Ledger, LedgerConfig
 from mock_platform.methods import METHODS, Call
 
 APP = "2021000000000001"

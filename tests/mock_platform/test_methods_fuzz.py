@@ -10,8 +10,19 @@ import random
 
 from mock_platform.errors import GatewayError, WeChatError
 from mock_platform.ledger import Ledger
-from mock_platform.methods import METHODS, Call
-from mock_platform.methods.wechat import code2session, send_coupon
+from mock_platform.methods import METHODS, WECHAT, Call
+from mock_platform.methods.wechat import CODE2SESSION, SEND_COUPON
+
+
+def code2session(ledger: Ledger, appid: object, secret: object, js_code: object, now: float) -> dict:
+    query = {"appid": appid, "secret": secret, "js_code": js_code, "grant_type": "authorization_code"}
+    params = {k: v for k, v in query.items() if v is not None}
+    return WECHAT[CODE2SESSION](ledger, Call("", CODE2SESSION, params, {}, now))  # type: ignore[arg-type]
+
+
+def send_coupon(ledger: Ledger, openid: str, body: object, now: float) -> dict:
+    return WECHAT[SEND_COUPON](ledger, Call("", SEND_COUPON, {"openid": openid}, body, now))  # type: ignore[arg-type]
+
 
 NOW = 1_780_000_000.0
 U1 = "2088000000000001"

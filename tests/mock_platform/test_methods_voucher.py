@@ -7,7 +7,8 @@ from datetime import datetime
 import pytest
 
 from mock_platform.errors import GatewayError
-from mock_platform.ledger import CN_TZ, Ledger
+from mock_platform.fields import CN_TZ
+from mock_platform.ledger import Ledger
 from mock_platform.methods import METHODS, Call
 
 APP = "2021000000000001"

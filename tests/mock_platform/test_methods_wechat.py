@@ -6,8 +6,19 @@ import pytest
 
 from mock_platform.errors import WeChatError
 from mock_platform.ledger import Ledger
-from mock_platform.methods import METHODS, Call
-from mock_platform.methods.wechat import CODE2SESSION, SEND_COUPON, code2session, send_coupon
+from mock_platform.methods import METHODS, WECHAT, Call
+from mock_platform.methods.wechat import CODE2SESSION, SEND_COUPON
+
+
+def code2session(ledger: Ledger, appid, secret, js_code, now: float) -> dict:
+    query = {"appid": appid, "secret": secret, "js_code": js_code, "grant_type": "authorization_code"}
+    params = {k: v for k, v in query.items() if v is not None}
+    return WECHAT[CODE2SESSION](ledger, Call("", CODE2SESSION, params, {}, now))
+
+
+def send_coupon(ledger: Ledger, openid: str, body: object, now: float) -> dict:
+    return WECHAT[SEND_COUPON](ledger, Call("", SEND_COUPON, {"openid": openid}, body, now))  # type: ignore[arg-type]
+
 
 NOW = 1_780_000_000.0
 U1 = "2088000000000001"
@@ -54,7 +65,7 @@ def test_code_is_single_use_across_dialects(ledger: Ledger) -> None:
     code = ledger.mint_auth_code(U1, NOW)
     code2session(ledger, APPID, SECRET, code, NOW)
     err = wx_fails(code2session, ledger, APPID, SECRET, code, NOW)
-    assert (err.status, err.code, err.message) == (200, "40029", "invalid code")
+    assert (err.status, err.code, err.message) == (200, "40163", "code been used")
     code = ledger.mint_auth_code(U1, NOW)
     METHODS["alipay.system.oauth.token"](
         ledger,
@@ -62,7 +73,7 @@ def test_code_is_single_use_across_dialects(ledger: Ledger) -> None:
             "2021", "alipay.system.oauth.token", {"grant_type": "authorization_code", "code": code}, {}, NOW
         ),
     )
-    assert wx_fails(code2session, ledger, APPID, SECRET, code, NOW).code == "40029"
+    assert wx_fails(code2session, ledger, APPID, SECRET, code, NOW).code == "40163"
     expired = ledger.mint_auth_code(U1, NOW)
     assert wx_fails(code2session, ledger, APPID, SECRET, expired, NOW + 300).code == "40029"
 

@@ -1,4 +1,4 @@
-"""WeChat routes over real HTTP: jscode2session and the Pay v3 coupon send, faults included."""
+"""WeChat routes over real HTTP, unsigned: jscode2session and the Pay v3 coupon send, faults included."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def send(mock, openid: str, out_request_no: str, stock_id: str = "9856000") -> t
         "POST",
         f"/v3/marketing/favor/users/{openid}/coupons",
         json.dumps(body).encode(),
-        {"Content-Type": "application/json", "Authorization": 'WECHATPAY2-SHA256-RSA2048 mchid="8956000"'},
+        {"Content-Type": "application/json"},  # unsigned load traffic (test_wechatpay.py signs)
     )
     return status, headers, json.loads(raw)
 
@@ -58,6 +58,8 @@ def test_jscode2session_success_and_single_use(wx) -> None:
     status, body = code2session(wx, **params)
     assert status == 200
     assert set(body) == {"openid", "session_key", "unionid"}
+    assert code2session(wx, **params) == (200, {"errcode": 40163, "errmsg": "code been used"})
+    params["js_code"] = "never-minted"
     assert code2session(wx, **params) == (200, {"errcode": 40029, "errmsg": "invalid code"})
 
 
