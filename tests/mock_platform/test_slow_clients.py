@@ -19,6 +19,8 @@ import urllib.parse
 import psutil
 import pytest
 
+from mock_platform import serving
+from mock_platform.front import TESTED_AIOHTTP, aiohttp_supported
 from tests.processes import stop_process
 
 SEND = "alipay.marketing.activity.voucher.send"
@@ -145,6 +147,9 @@ def closed_after(sock: socket.socket, limit: float = 5.0) -> float:
 TIMEOUTS = {"limits": {"head_timeout_s": 0.3, "body_timeout_s": 0.3, "keepalive_timeout_s": 0.6}}
 
 
+CHUNKED = b"POST /gateway.do HTTP/1.1\r\nHost: x\r\n" + CTYPE + b"Transfer-Encoding: chunked\r\n\r\n5\r\nab"
+
+
 @pytest.mark.parametrize(
     "sent",
     [DRIP_HEAD[:100], post()[: -len(FORM) - 2], post()[:-5]],
@@ -155,8 +160,26 @@ def test_a_request_that_never_completes_is_closed_after_its_timeout(make_mock, s
     with socket.create_connection(mock.serving.address, timeout=5) as sock:
         sock.sendall(sent)
         waited = closed_after(sock)
-    assert 0.25 <= waited < 1.5, waited  # the head or body timeout, not the keep-alive one
+    assert 0.25 <= waited < 0.55, waited  # the head or body timeout, not the keep-alive one
     assert mock.serving.front.timed_out == 1
+    assert mock.admin("GET", "/admin/health")[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("front", "sent", "expected"),
+    [(False, post()[:-5], 0.3), (True, CHUNKED, 0.3), (False, DRIP_HEAD[:100], 0.6)],
+    ids=["body-aiohttp-only", "chunked-body-handed-to-aiohttp", "head-aiohttp-only"],
+)
+def test_aiohttp_closes_a_request_that_never_completes_too(
+    make_mock, front: bool, sent: bytes, expected: float
+) -> None:
+    """A body read by the gateway's aiohttp route gets the body timeout; a head aiohttp reads,
+    its keep-alive timeout (aiohttp has no head timeout)."""
+    mock = make_mock(TIMEOUTS, front=front)
+    with socket.create_connection(mock.serving.address, timeout=5) as sock:
+        sock.sendall(sent)
+        waited = closed_after(sock)
+    assert expected - 0.05 <= waited < expected + 0.6, waited
     assert mock.admin("GET", "/admin/health")[0] == 200
 
 
@@ -199,3 +222,24 @@ def test_a_nul_byte_in_a_head_logs_one_line_and_no_traceback(make_mock, caplog) 
     for record in records:
         assert record.exc_info is None and "\n" not in record.getMessage()
         assert "Invalid header value char" in record.getMessage()
+
+
+# ------------------------------------------------------------------ the aiohttp version
+
+
+def test_the_front_knows_the_aiohttp_version_it_was_tested_with() -> None:
+    assert aiohttp_supported("3.14.5") and aiohttp_supported("3.14")
+    assert not aiohttp_supported("3.15.0") and not aiohttp_supported("3.140.1")
+    assert not aiohttp_supported("4.0.0a1")
+
+
+def test_another_aiohttp_version_serves_everything_through_aiohttp(make_mock, monkeypatch, caplog) -> None:
+    monkeypatch.setattr(serving, "aiohttp_supported", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="mock_platform.serving"):
+        mock = make_mock()
+    assert mock.serving.front is None
+    [record] = [r for r in caplog.records if r.name == "mock_platform.serving"]
+    assert "gateway front off" in record.getMessage() and TESTED_AIOHTTP in record.getMessage()
+    with socket.create_connection(mock.serving.address, timeout=5) as sock:
+        sock.sendall(post())
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
