@@ -129,6 +129,7 @@ def run(rate: float, minutes: float, every: float, warmup: float, connections: i
         "rss_start_mb": samples[0]["rss_mb"],
         "rss_at_warmup_mb": next((s["rss_mb"] for s in samples if s["t"] >= warmup), None),
         "rss_end_mb": samples[-1]["rss_mb"],
+        "rss_min_after_warmup_mb": min((s["rss_mb"] for s in samples if s["t"] >= warmup), default=None),
         "rss_max_after_warmup_mb": max((s["rss_mb"] for s in samples if s["t"] >= warmup), default=None),
         "slope_after_warmup_mb_per_min": slope_mb_per_min(samples, warmup),
     }
@@ -149,7 +150,8 @@ def report(r: dict[str, Any]) -> str:
     slope = r["slope_after_warmup_mb_per_min"]
     lines.append(
         f"RSS {r['rss_start_mb']} MB at start, {r['rss_at_warmup_mb']} MB at {r['warmup_s']:g} s (warm-up), "
-        f"{r['rss_end_mb']} MB at the end, at most {r['rss_max_after_warmup_mb']} MB after warm-up; "
+        f"{r['rss_end_mb']} MB at the end, {r['rss_min_after_warmup_mb']}-{r['rss_max_after_warmup_mb']} MB "
+        "after warm-up; "
         f"slope after warm-up {'n/a' if slope is None else f'{slope:+.3f} MB/min'}"
     )
     return "\n".join(lines)

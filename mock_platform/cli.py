@@ -24,6 +24,7 @@ from mock_platform.config import (
     check_timeout,
     load_file,
 )
+from mock_platform.idempotency import DEFAULT_MAX_ENTRIES, DEFAULT_TTL_S
 from mock_platform.serving import start_serving
 
 EXIT_USAGE = 3
@@ -57,7 +58,11 @@ def _seconds(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
-        prog="mock-platform", description="Asyncio mock of the Alipay/WeChat coupon, points and login APIs."
+        prog="mock-platform",
+        description="Asyncio mock of the Alipay/WeChat coupon, points and login APIs.",
+        epilog=f"Memory: idempotency records (what replays a repeated out_biz_no) are kept "
+        f"{DEFAULT_TTL_S:g} s, at most {DEFAULT_MAX_ENTRIES:,} of them, ~0.7 KB each: ~70 MB at most "
+        f"(config: idempotency: {{ttl_s, max_entries}}).",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=0, help="port to bind; 0 picks a free one (default)")
