@@ -4,17 +4,16 @@ CPU time on a shared VM moves by 30-50 % from one minute to the next (neighbours
 bench/mock_gateway.py can only average that out. Instructions executed do not move: callgrind
 (valgrind) counts them for each server, one after the other — the gateway served each way
 bench/mock_gateway.py knows (`front`: `python -m mock_platform` as shipped, plain POST /gateway.do
-answered by its llhttp front; `handwritten`: the front as it was, with hand-written head rules;
-`lowlevel`: aiohttp's low-level web.Server; `app`: `--no-fast-path`, aiohttp's Application) and
-bench/hello_server.py — while one keep-alive client sends the same unsigned voucher.send form as
-bench/voucher_send.lua, one request at a time (a unique out_biz_no and user each). Counting
-starts after a warm-up and stops before shutdown (`callgrind_control -i`), so start-up is not in
-the figure. Each ratio hello / gateway is the rate ratio one core would give if both ran at the
-same instructions per cycle; a gateway touches more memory, so its real ratio is somewhat lower
-(compare with mock_gateway.py's CPU time per request).
+answered by its llhttp front; `app`: `--no-fast-path`, every request through aiohttp's
+Application) and bench/hello_server.py — while one keep-alive client sends the same unsigned
+voucher.send form as bench/voucher_send.lua, one request at a time (a unique out_biz_no and user
+each). Counting starts after a warm-up and stops before shutdown (`callgrind_control -i`), so
+start-up is not in the figure. Each ratio hello / gateway is the rate ratio one core would give
+if both ran at the same instructions per cycle; a gateway touches more memory, so its real ratio
+is somewhat lower (compare with mock_gateway.py's CPU time per request).
 
-    .venv/bin/python bench/gateway_instructions.py              # about two minutes
-    .venv/bin/python bench/gateway_instructions.py --servers front,app --requests 5000 --json
+    .venv/bin/python bench/gateway_instructions.py              # about a minute
+    .venv/bin/python bench/gateway_instructions.py --servers front --requests 5000 --json
 
 Needs valgrind (Debian: apt-get install valgrind).
 """

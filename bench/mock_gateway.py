@@ -1,16 +1,16 @@
-"""Benchmark: the mock's gateway (voucher.send), served several ways, against a bare aiohttp +
-uvloop hello-world.
+"""Benchmark: the mock's gateway (voucher.send), with its front and through aiohttp alone, against
+a bare aiohttp + uvloop hello-world.
 
 The servers, side by side in the same run (`--servers` picks some; hello-world always runs):
 
 - `front`: `python -m mock_platform` as shipped: plain POST /gateway.do answered by its HTTP/1.1
   front (mock_platform/front.py), which reads heads with llhttp through httptools;
-- `handwritten`: the front as it was before, with hand-written head rules
-  (bench/front_handwritten.py, through bench/gateway_variants.py);
-- `lowlevel`: aiohttp's low-level `web.Server`, no Application routing on the gateway's path,
-  calling the same gateway handler (bench/gateway_variants.py);
 - `app`: the mock with `--no-fast-path`: every request through aiohttp's Application;
 - `hello`: bench/hello_server.py, a bare aiohttp + uvloop app (the baseline).
+
+(At commit 849bba0 this bench also ran the two ways of serving the gateway measured against the
+front and dropped on 2026-12-04: aiohttp's low-level web.Server and the hand-written front; see
+BENCHMARKS.md.)
 
 All run pinned to CPU 0, the load generators to CPU 1 (when `taskset` exists and there are two
 CPUs), everything on 127.0.0.1; every mock gets the same seed:
@@ -27,9 +27,8 @@ CPUs), everything on 127.0.0.1; every mock gets the same seed:
 3. 10,000 requests in flight with 100 ms of injected constant latency (PUT /admin/faults), against
    the first gateway; then the ledger audit (GET /admin/audit) of every mock.
 
-    .venv/bin/python bench/mock_gateway.py                       # 4 to 5 minutes
-    .venv/bin/python bench/mock_gateway.py --servers front,app   # 2 minutes
-    .venv/bin/python bench/mock_gateway.py --json                # the figures as one JSON object
+    .venv/bin/python bench/mock_gateway.py                       # about 3 minutes
+    .venv/bin/python bench/mock_gateway.py --rounds 5 --json     # the figures as one JSON object
     .venv/bin/python bench/mock_gateway.py --gc-threshold 50000,50,1000   # another GC setting
 
 Goals (issue 2), for a gateway: >= 0.5 x hello-world on one core; p99 < 10 ms at 5,000 req/s;
@@ -198,32 +197,20 @@ def paced(target: Server, rate: int, run: str) -> dict[str, Any]:
     return result
 
 
-GATEWAYS = ("front", "handwritten", "lowlevel", "app")
+GATEWAYS = ("front", "app")
 
 
 def mock_command(name: str, gc_threshold: str | None = None, *, pinned: bool = True) -> list[str]:
     """The command of gateway `name` (see GATEWAYS), pinned to CPU 0 when `pinned`, with other GC
     thresholds than the CLI's GC_THRESHOLDS when `gc_threshold` is given."""
     cpu = pin(0) if pinned else []
-    args = ["--port", "0", "--admin-token", TOKEN]
-    if name == "app":
-        args.append("--no-fast-path")
-    if name in ("lowlevel", "handwritten"):
-        target = [str(BENCH / "gateway_variants.py"), "--variant", name]
-    else:
-        target = ["-m", "mock_platform"]
+    args = ["--port", "0", "--admin-token", TOKEN, *(("--no-fast-path",) if name == "app" else ())]
     if gc_threshold is None:
-        return [*cpu, sys.executable, *target, *args]
+        return [*cpu, sys.executable, "-m", "mock_platform", *args]
     thresholds = ", ".join(str(int(x)) for x in gc_threshold.split(","))
-    runner = "runpy.run_path(sys.argv[0], run_name='__main__')" if target[0] != "-m" else "cli.main()"
-    if target[0] != "-m":
-        args = target[1:] + args
-        prelude = f"sys.argv[:1] = [{target[0]!r}]; "
-    else:
-        prelude = ""
     code = (
-        f"import runpy, sys; import mock_platform.cli as cli; cli.GC_THRESHOLDS = ({thresholds}); "
-        f"{prelude}sys.exit({runner})"
+        f"import sys; import mock_platform.cli as cli; cli.GC_THRESHOLDS = ({thresholds}); "
+        "sys.exit(cli.main())"
     )
     return [*cpu, sys.executable, "-c", code, *args]
 
