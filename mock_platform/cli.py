@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mock-platform",
         description="Asyncio mock of the Alipay/WeChat coupon, points and login APIs.",
         epilog=f"Memory: idempotency records (what replays a repeated out_biz_no) are kept "
-        f"{DEFAULT_TTL_S:g} s, at most {DEFAULT_MAX_ENTRIES:,} of them, ~0.7 KB each: ~70 MB at most "
+        f"{DEFAULT_TTL_S:g} s, at most {DEFAULT_MAX_ENTRIES:,} of them, ~0.7-0.9 KB each: under 90 MB "
         f"(config: idempotency: {{ttl_s, max_entries}}).",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
