@@ -2,18 +2,18 @@
 
 CPU time on a shared VM moves by 30-50 % from one minute to the next (neighbours, caches), and
 bench/mock_gateway.py can only average that out. Instructions executed do not move: callgrind
-(valgrind) counts them for each of three servers, one after the other — the gateway
-(`python -m mock_platform`, plain POST /gateway.do answered by its fast front), the gateway via
-aiohttp (the same with `--no-fast-path`, every request through aiohttp's request cycle) and
-bench/hello_server.py — while one keep-alive client sends the same unsigned voucher.send form as
-bench/voucher_send.lua, one request at a time (a unique out_biz_no and user each). Counting
-starts after a warm-up and stops before shutdown (`callgrind_control -i`), so start-up is not in
-the figure. Each ratio hello / gateway is the rate ratio one core would give if both ran at the
-same instructions per cycle; a gateway touches more memory, so its real ratio is somewhat lower
-(compare with mock_gateway.py's CPU time per request).
+(valgrind) counts them for each server, one after the other — the gateway served each way
+bench/mock_gateway.py knows (`front`: `python -m mock_platform` as shipped, plain POST /gateway.do
+answered by its llhttp front; `app`: `--no-fast-path`, every request through aiohttp's
+Application) and bench/hello_server.py — while one keep-alive client sends the same unsigned
+voucher.send form as bench/voucher_send.lua, one request at a time (a unique out_biz_no and user
+each). Counting starts after a warm-up and stops before shutdown (`callgrind_control -i`), so
+start-up is not in the figure. Each ratio hello / gateway is the rate ratio one core would give
+if both ran at the same instructions per cycle; a gateway touches more memory, so its real ratio
+is somewhat lower (compare with mock_gateway.py's CPU time per request).
 
     .venv/bin/python bench/gateway_instructions.py              # about a minute
-    .venv/bin/python bench/gateway_instructions.py --requests 5000 --json
+    .venv/bin/python bench/gateway_instructions.py --servers front --requests 5000 --json
 
 Needs valgrind (Debian: apt-get install valgrind).
 """
@@ -31,7 +31,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from mock_gateway import ACTIVITY, BENCH, SEED, TOKEN, Server, admin, server
+from mock_gateway import ACTIVITY, BENCH, GATEWAYS, SEED, Server, admin, mock_command, server
 
 WARM_UP = 300
 
@@ -104,34 +104,35 @@ def main() -> None:
         "--requests", type=int, default=2000, help="measured requests per server (default 2000)"
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--servers", default=",".join(GATEWAYS), help="gateways to measure, comma-separated (default: all)"
+    )
     args = parser.parse_args()
     if args.requests < 1:
         parser.error("--requests must be at least 1")
     for tool in ("valgrind", "callgrind_control"):
         if not shutil.which(tool):
             raise SystemExit(f"bench: {tool} is not installed (Debian: apt-get install valgrind)")
-    py = sys.executable
-    mock = [py, "-m", "mock_platform", "--port", "0", "--admin-token", TOKEN]
-    mock_aiohttp = [*mock, "--no-fast-path"]
-    hello = [py, str(BENCH / "hello_server.py"), "--port", "0"]
+    names = [n for n in args.servers.split(",") if n]
+    if not names or any(n not in GATEWAYS for n in names):
+        parser.error(f"--servers: a comma-separated list of {', '.join(GATEWAYS)}")
     result: dict[str, Any] = {
-        "gateway": measure("gateway", mock, args.requests, seed=True),
-        "gateway_aiohttp": measure("gateway via aiohttp", mock_aiohttp, args.requests, seed=True),
-        "hello": measure("hello-world", hello, args.requests, seed=False),
+        name: measure(name, mock_command(name, pinned=False), args.requests, seed=True) for name in names
     }
-    g, a, h = result["gateway"], result["gateway_aiohttp"], result["hello"]
-    result["ratio"] = round(h["instructions_per_request"] / g["instructions_per_request"], 3)
-    result["ratio_aiohttp"] = round(h["instructions_per_request"] / a["instructions_per_request"], 3)
+    hello = [sys.executable, str(BENCH / "hello_server.py"), "--port", "0"]
+    result["hello"] = measure("hello-world", hello, args.requests, seed=False)
+    h = result["hello"]["instructions_per_request"]
+    result["ratio"] = {name: round(h / result[name]["instructions_per_request"], 3) for name in names}
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    each = "instructions per request"
-    print(f"gateway (fast path)  {g['instructions_per_request']:>9,} {each} ({g['ok']} ok)")
-    print(f"gateway via aiohttp  {a['instructions_per_request']:>9,} {each} ({a['ok']} ok; --no-fast-path)")
-    print(f"hello-world          {h['instructions_per_request']:>9,} {each}")
-    print(f"ratio hello / gateway             = {result['ratio']:.3f}")
-    print(f"ratio hello / gateway via aiohttp = {result['ratio_aiohttp']:.3f}")
-    print("(each the rate ratio one core would give at equal instructions per cycle)")
+    for name in [*names, "hello"]:
+        r = result[name]
+        ratio = f"; ratio hello / it {result['ratio'][name]:.3f}" if name in names else ""
+        print(
+            f"{name:<12} {r['instructions_per_request']:>9,} instructions per request ({r['ok']} ok){ratio}"
+        )
+    print("(each ratio is the rate ratio one core would give at equal instructions per cycle)")
 
 
 if __name__ == "__main__":

@@ -1,37 +1,40 @@
-"""Benchmark: the mock's gateway (voucher.send) against a bare aiohttp + uvloop hello-world.
+"""Benchmark: the mock's gateway (voucher.send), with its front and through aiohttp alone, against
+a bare aiohttp + uvloop hello-world.
 
-Three servers, side by side in the same run:
+The servers, side by side in the same run (`--servers` picks some; hello-world always runs):
 
-- the gateway: `python -m mock_platform` as shipped, plain POST /gateway.do answered by its fast
-  HTTP/1.1 front (mock_platform/front.py);
-- the gateway via aiohttp: the same with `--no-fast-path`, every request through aiohttp's own
-  request cycle (what the front saves);
-- hello-world: bench/hello_server.py, a bare aiohttp + uvloop app (the baseline).
+- `front`: `python -m mock_platform` as shipped: plain POST /gateway.do answered by its HTTP/1.1
+  front (mock_platform/front.py), which reads heads with llhttp through httptools;
+- `app`: the mock with `--no-fast-path`: every request through aiohttp's Application;
+- `hello`: bench/hello_server.py, a bare aiohttp + uvloop app (the baseline).
 
-All three run pinned to CPU 0, the load generators to CPU 1 (when `taskset` exists and there are
-two CPUs), everything on 127.0.0.1; both mocks get the same seed:
+(At commit 849bba0 this bench also ran the two ways of serving the gateway measured against the
+front and dropped on 2026-12-04: aiohttp's low-level web.Server and the hand-written front; see
+BENCHMARKS.md.)
+
+All run pinned to CPU 0, the load generators to CPU 1 (when `taskset` exists and there are two
+CPUs), everything on 127.0.0.1; every mock gets the same seed:
 
 1. max rate: wrk (Debian's) with bench/voucher_send.lua — the same unsigned voucher.send form, a
    unique out_biz_no and user per request — against each server, in rounds that rotate the order
-   of the three (so a drift in the machine's speed hits all alike); the rates, each gateway's ratio
-   to hello-world per round and its median, and the servers' CPU time per request (the ratio one
+   (so a drift in the machine's speed hits all alike); the rates, each gateway's ratio to
+   hello-world per round and its median, and the servers' CPU time per request (the ratio one
    free core would give on a shared machine);
-2. latency at fixed rates: bench/loadgen.py (wrk has no rate control and wrk2 is not in Debian),
+2. latency at a fixed rate: bench/loadgen.py (wrk has no rate control and wrk2 is not in Debian),
    latency counted from each request's intended send time, and how busy that keeps the server's
-   core; 5,000 req/s against all three in every round (hello-world as the machine's control),
-   then 1,000 and 2,500 req/s once against the gateway;
+   core: 5,000 req/s against every server in every round (hello-world as the machine's control),
+   then 1,000 and 2,500 req/s once against the first gateway;
 3. 10,000 requests in flight with 100 ms of injected constant latency (PUT /admin/faults), against
-   the gateway; then the ledger audit (GET /admin/audit) of both mocks.
+   the first gateway; then the ledger audit (GET /admin/audit) of every mock.
 
-    .venv/bin/python bench/mock_gateway.py            # 2 to 3 minutes
-    .venv/bin/python bench/mock_gateway.py --json     # the figures as one JSON object
-    .venv/bin/python bench/mock_gateway.py --gc-threshold 50000,50,1000   # another GC setting, both mocks
+    .venv/bin/python bench/mock_gateway.py                       # about 3 minutes
+    .venv/bin/python bench/mock_gateway.py --rounds 5 --json     # the figures as one JSON object
+    .venv/bin/python bench/mock_gateway.py --gc-threshold 50000,50,1000   # another GC setting
 
-Goals (issue 2), for the gateway: >= 0.5 x hello-world on one core; p99 < 10 ms at 5,000 req/s;
-10,000 in flight at 100 ms without errors. In the JSON, `ratio`, `ratio_range`, `ratio_cpu`,
-`p99_at_goal_rate` and each round's `gateway` / `paced_gateway` are the gateway's (fast path); the
-`..._aiohttp` keys (`ratio_aiohttp`, `p99_at_goal_rate_aiohttp`, each round's `gateway_aiohttp`,
-`paced_gateway_aiohttp`, ...) are the same figures for the gateway via aiohttp.
+Goals (issue 2), for a gateway: >= 0.5 x hello-world on one core; p99 < 10 ms at 5,000 req/s;
+10,000 in flight at 100 ms without errors. In the JSON, `summary[NAME]` holds each gateway's
+`ratio` (median of the rounds), `ratio_range`, `ratio_cpu`, `p99_at_goal_rate` (median) and
+`rounds_meeting_goals`; each of `wrk_rounds` holds every server's wrk run, ratio and paced run.
 """
 
 from __future__ import annotations
@@ -194,18 +197,22 @@ def paced(target: Server, rate: int, run: str) -> dict[str, Any]:
     return result
 
 
-def mock_command(gc_threshold: str | None, fast_path: bool = True) -> list[str]:
-    """`python -m mock_platform`, or the same CLI with other GC thresholds than its GC_THRESHOLDS;
-    with `--no-fast-path` (every request through aiohttp's request cycle) when not `fast_path`."""
-    args = ["--port", "0", "--admin-token", TOKEN, *(() if fast_path else ("--no-fast-path",))]
+GATEWAYS = ("front", "app")
+
+
+def mock_command(name: str, gc_threshold: str | None = None, *, pinned: bool = True) -> list[str]:
+    """The command of gateway `name` (see GATEWAYS), pinned to CPU 0 when `pinned`, with other GC
+    thresholds than the CLI's GC_THRESHOLDS when `gc_threshold` is given."""
+    cpu = pin(0) if pinned else []
+    args = ["--port", "0", "--admin-token", TOKEN, *(("--no-fast-path",) if name == "app" else ())]
     if gc_threshold is None:
-        return [*pin(0), sys.executable, "-m", "mock_platform", *args]
+        return [*cpu, sys.executable, "-m", "mock_platform", *args]
     thresholds = ", ".join(str(int(x)) for x in gc_threshold.split(","))
     code = (
         f"import sys; import mock_platform.cli as cli; cli.GC_THRESHOLDS = ({thresholds}); "
         "sys.exit(cli.main())"
     )
-    return [*pin(0), sys.executable, "-c", code, *args]
+    return [*cpu, sys.executable, "-c", code, *args]
 
 
 def _audit(target: Server) -> bool:
@@ -214,20 +221,28 @@ def _audit(target: Server) -> bool:
         return json.loads(resp.read())["ok"]
 
 
-def _medians(rounds: list[dict[str, Any]], suffix: str) -> dict[str, Any]:
-    """The summary figures of one gateway over the rounds (suffix "" or "_aiohttp")."""
-    ratios = sorted(r["ratio" + suffix] for r in rounds)
+def _summary(rounds: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """One gateway's figures over the rounds."""
+    ratios = sorted(r["ratio"][name] for r in rounds)
+    p99s = [r["paced"][name]["latency_ms"]["p99"] for r in rounds]
     return {
-        "ratio" + suffix: statistics.median(ratios),
-        "ratio_range" + suffix: [ratios[0], ratios[-1]],
-        "ratio_cpu" + suffix: statistics.median(r["ratio_cpu" + suffix] for r in rounds),
-        "p99_at_goal_rate" + suffix: statistics.median(
-            r["paced_gateway" + suffix]["latency_ms"]["p99"] for r in rounds
+        "ratio": statistics.median(ratios),
+        "ratio_range": [ratios[0], ratios[-1]],
+        "ratio_cpu": statistics.median(r["ratio_cpu"][name] for r in rounds),
+        "p99_at_goal_rate": statistics.median(p99s),
+        "p99_range": [min(p99s), max(p99s)],
+        "core_busy_range": [
+            min(r["paced"][name]["core_busy"] for r in rounds),
+            max(r["paced"][name]["core_busy"] for r in rounds),
+        ],
+        "rounds_meeting_goals": sum(
+            r["ratio"][name] >= 0.5 and r["paced"][name]["latency_ms"]["p99"] < 10 for r in rounds
         ),
+        "rounds": len(rounds),
     }
 
 
-def run(seconds: int, rounds: int, gc_threshold: str | None = None) -> dict[str, Any]:
+def run(seconds: int, rounds: int, names: list[str], gc_threshold: str | None = None) -> dict[str, Any]:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the servers inherit it: 10k sockets
     hello_cmd = [*pin(0), sys.executable, str(BENCH / "hello_server.py"), "--port", "0"]
@@ -235,48 +250,47 @@ def run(seconds: int, rounds: int, gc_threshold: str | None = None) -> dict[str,
         "cpus": os.cpu_count(),
         "pinned": bool(pin(0)),
         "loadavg_before": os.getloadavg(),
+        "servers": [*names, "hello"],
+        "commands": {name: " ".join(mock_command(name, gc_threshold)) for name in names},
         "wrk_rounds": [],
     }
-    with (
-        server(mock_command(gc_threshold), "listening on") as mock,
-        server(mock_command(gc_threshold, fast_path=False), "listening on") as mock_aio,
-        server(hello_cmd, "listening on") as hello,
-    ):
-        names = {mock.pid: "gateway", mock_aio.pid: "gateway_aiohttp", hello.pid: "hello"}
-        for target in (mock, mock_aio):
-            admin(target.url, "POST", "/admin/seed", SEED)
-        for target in (mock, mock_aio, hello):  # warm-up: imports, first connections, caches
+    with contextlib.ExitStack() as stack:
+        servers = {
+            name: stack.enter_context(server(mock_command(name, gc_threshold), "listening on"))
+            for name in names
+        }
+        servers["hello"] = stack.enter_context(server(hello_cmd, "listening on"))
+        for name in names:
+            admin(servers[name].url, "POST", "/admin/seed", SEED)
+        for target in servers.values():  # warm-up: imports, first connections, caches
             wrk(target, 2, 64)
+        everyone = list(servers)
         for i in range(rounds):  # the order rotates, so a drift in the machine's speed hits all alike
-            order = [mock, mock_aio, hello][i % 3 :] + [mock, mock_aio, hello][: i % 3]
-            runs = {names[t.pid]: wrk(t, seconds, 64) for t in order}
+            order = everyone[i % len(everyone) :] + everyone[: i % len(everyone)]
+            runs = {name: wrk(servers[name], seconds, 64) for name in order}
             # the latency goal's rate, with hello-world beside the gateways as the machine's control
-            paced_runs = {"paced_" + names[t.pid]: paced(t, PACED_RATES[-1], f"r{i}") for t in order}
-            g, a, h = runs["gateway"], runs["gateway_aiohttp"], runs["hello"]
+            paced_runs = {name: paced(servers[name], PACED_RATES[-1], f"r{i}") for name in order}
+            hello = runs["hello"]
             result["wrk_rounds"].append(
                 {
-                    "order": [names[t.pid] for t in order],
-                    "gateway": g,
-                    "gateway_aiohttp": a,
-                    "hello": h,
-                    "ratio": round(g["rate"] / h["rate"], 3),
-                    "ratio_aiohttp": round(a["rate"] / h["rate"], 3),
-                    "ratio_cpu": round(h["cpu_us_per_request"] / g["cpu_us_per_request"], 3),
-                    "ratio_cpu_aiohttp": round(h["cpu_us_per_request"] / a["cpu_us_per_request"], 3),
-                    "paced_gateway": paced_runs["paced_gateway"],
-                    "paced_gateway_aiohttp": paced_runs["paced_gateway_aiohttp"],
-                    "paced_hello": paced_runs["paced_hello"],
+                    "order": order,
+                    "wrk": runs,
+                    "paced": paced_runs,
+                    "ratio": {name: round(runs[name]["rate"] / hello["rate"], 3) for name in names},
+                    "ratio_cpu": {
+                        name: round(hello["cpu_us_per_request"] / runs[name]["cpu_us_per_request"], 3)
+                        for name in names
+                    },
                 }
             )
-        result.update(_medians(result["wrk_rounds"], ""))
-        result.update(_medians(result["wrk_rounds"], "_aiohttp"))
-        result["paced_gateway"] = [paced(mock, rate, f"p{rate}") for rate in PACED_RATES[:-1]]
-        admin(mock.url, "PUT", "/admin/faults", {SEND: {"latency": {"dist": "constant", "ms": 100}}})
+        result["summary"] = {name: _summary(result["wrk_rounds"], name) for name in names}
+        first = servers[names[0]]
+        result["paced_first"] = [paced(first, rate, f"p{rate}") for rate in PACED_RATES[:-1]]
+        admin(first.url, "PUT", "/admin/faults", {SEND: {"latency": {"dist": "constant", "ms": 100}}})
         inflight = ("inflight", "--connections", "10000", "--duration", "5", "--run", "i")
-        result["inflight_gateway"] = loadgen(mock.port, *inflight)
-        admin(mock.url, "PUT", "/admin/faults", {})
-        result["audit_ok"] = _audit(mock)
-        result["audit_ok_aiohttp"] = _audit(mock_aio)
+        result["inflight_first"] = loadgen(first.port, *inflight)
+        admin(first.url, "PUT", "/admin/faults", {})
+        result["audit_ok"] = {name: _audit(servers[name]) for name in names}
     result["loadavg_after"] = os.getloadavg()
     return result
 
@@ -296,45 +310,42 @@ def _paced_line(run: dict[str, Any]) -> str:
 
 
 def report(r: dict[str, Any]) -> str:
-    inf = r["inflight_gateway"]
+    names = [n for n in r["servers"] if n != "hello"]
+    inf = r["inflight_first"]
     lines = [
         f"CPUs {r['cpus']}, servers pinned to CPU 0 and clients to CPU 1: {r['pinned']}; "
         f"load average before {r['loadavg_before'][0]:.2f}, after {r['loadavg_after'][0]:.2f}",
-        "gateway = fast path (the default); gateway via aiohttp = --no-fast-path; ratios are to hello-world",
+        "ratios are to hello-world; " + "; ".join(f"{n} = {r['commands'][n]}" for n in names),
     ]
     for i, rnd in enumerate(r["wrk_rounds"], 1):
-        lines += [
-            f"wrk round {i}    gateway              {_wrk_line(rnd['gateway'])}; ratio {rnd['ratio']:.3f}",
-            f"               gateway via aiohttp  {_wrk_line(rnd['gateway_aiohttp'])}; "
-            f"ratio {rnd['ratio_aiohttp']:.3f}",
-            f"               hello-world          {_wrk_line(rnd['hello'])}",
-        ]
+        for j, name in enumerate(r["servers"]):
+            ratio = f"; ratio {rnd['ratio'][name]:.3f}" if name in rnd["ratio"] else ""
+            label = f"wrk round {i}" if j == 0 else ""
+            lines.append(f"{label:<14} {name:<12} {_wrk_line(rnd['wrk'][name])}{ratio}")
+    for i, rnd in enumerate(r["wrk_rounds"], 1):
+        for j, name in enumerate(r["servers"]):
+            label = f"5,000/s round {i}" if j == 0 else ""
+            lines.append(f"{label:<17} {name:<12} {_paced_line(rnd['paced'][name])}")
+    for name in names:
+        s = r["summary"][name]
+        low, high = s["ratio_range"]
+        busy_low, busy_high = s["core_busy_range"]
+        lines.append(
+            f"{name:<12} ratio median {s['ratio']:.3f} (range {low:.3f}-{high:.3f}), "
+            f"CPU ratio {s['ratio_cpu']:.3f}; p99 at 5,000/s median {s['p99_at_goal_rate']} ms "
+            f"(range {s['p99_range'][0]}-{s['p99_range'][1]}), core {busy_low:.0%}-{busy_high:.0%} busy; "
+            f"rounds meeting both goals {s['rounds_meeting_goals']}/{s['rounds']}"
+        )
     lines += [
-        f"ratio gateway / hello-world:             median {r['ratio']:.3f} "
-        f"(range {r['ratio_range'][0]:.3f}-{r['ratio_range'][1]:.3f})   (goal >= 0.5)",
-        f"ratio gateway via aiohttp / hello-world: median {r['ratio_aiohttp']:.3f} "
-        f"(range {r['ratio_range_aiohttp'][0]:.3f}-{r['ratio_range_aiohttp'][1]:.3f})",
-        f"CPU per request: on a free core the gateway would reach {r['ratio_cpu']:.3f} x hello-world, "
-        f"the gateway via aiohttp {r['ratio_cpu_aiohttp']:.3f} x (medians)",
         *(
-            f"{pg['rate']:>6.0f} req/s   gateway {_lat(pg)}; {pg['ok']}/{pg['sent']} ok, errs {pg['errors']}"
-            for pg in r["paced_gateway"]
+            f"{pg['rate']:>6.0f} req/s   {names[0]} {_lat(pg)}; "
+            f"{pg['ok']}/{pg['sent']} ok, errs {pg['errors']}"
+            for pg in r["paced_first"]
         ),
-    ]
-    for i, rnd in enumerate(r["wrk_rounds"], 1):
-        lines += [
-            f"{rnd['paced_gateway']['rate']:>6.0f} req/s   round {i}: gateway              "
-            f"{_paced_line(rnd['paced_gateway'])}",
-            f"                        gateway via aiohttp  {_paced_line(rnd['paced_gateway_aiohttp'])}",
-            f"                        hello-world          {_paced_line(rnd['paced_hello'])}",
-        ]
-    lines += [
-        f"p99 at 5,000 req/s, median of the rounds: gateway {r['p99_at_goal_rate']} ms (goal < 10 ms), "
-        f"gateway via aiohttp {r['p99_at_goal_rate_aiohttp']} ms",
-        f"in flight      gateway, {inf['peak_in_flight']} concurrent at 100 ms injected: "
+        f"in flight      {names[0]}, {inf['peak_in_flight']} concurrent at 100 ms injected: "
         f"{inf['responses']} answers, {inf['ok']} ok, {inf['not_ok']} not ok, errors {inf['errors']}, "
         f"unanswered {inf['unanswered']}, {inf['rate']} req/s, {_lat(inf)}",
-        f"audit ok: gateway {r['audit_ok']}, gateway via aiohttp {r['audit_ok_aiohttp']}",
+        "audit ok: " + ", ".join(f"{n} {ok}" for n, ok in r["audit_ok"].items()),
     ]
     return "\n".join(lines)
 
@@ -345,11 +356,16 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=int, default=6, help="length of each measured wrk run (default 6)")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="wrk rounds of the three servers, order rotated (default 3)"
+        "--rounds", type=int, default=3, help="rounds of every server, order rotated (default 3)"
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
-        "--gc-threshold", metavar="G0,G1,G2", help="GC thresholds for both mocks instead of the CLI's"
+        "--gc-threshold", metavar="G0,G1,G2", help="GC thresholds for every mock instead of the CLI's"
+    )
+    parser.add_argument(
+        "--servers",
+        default=",".join(GATEWAYS),
+        help="gateways to run, comma-separated; the first is also measured alone (default: all)",
     )
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -358,7 +374,10 @@ def main() -> None:
         parser.error("--gc-threshold: expected three integers, e.g. 50000,50,1000")
     if args.seconds < 1 or args.rounds < 1:
         parser.error("--seconds and --rounds must be at least 1")
-    result = run(args.seconds, args.rounds, args.gc_threshold)
+    names = [n for n in args.servers.split(",") if n]
+    if not names or any(n not in GATEWAYS for n in names):
+        parser.error(f"--servers: a comma-separated list of {', '.join(GATEWAYS)}")
+    result = run(args.seconds, args.rounds, names, args.gc_threshold)
     result["gc_threshold"] = args.gc_threshold
     print(json.dumps(result, indent=2) if args.json else report(result))
 

@@ -32,6 +32,15 @@ FILE_KEYS = (
 LEDGER_KEYS = ("codes", "idempotency", "auth", "random_seed", "effects")
 DEFAULT_MAX_BODY_BYTES = 65536
 MAX_BODY_BYTES_CAP = 16 * 1024 * 1024
+# How long a client may take (seconds) before its connection is closed. Head and body: nginx's
+# client_header_timeout and client_body_timeout (60 s; aiohttp has neither). Keep-alive: what
+# aiohttp's AppRunner uses (RequestHandler's default, 3630 s: longer than a proxy's usual 3600 s);
+# both the gateway front and aiohttp get it.
+DEFAULT_HEAD_TIMEOUT_S = 60.0
+DEFAULT_BODY_TIMEOUT_S = 60.0
+DEFAULT_KEEPALIVE_TIMEOUT_S = 3630.0
+TIMEOUT_KEYS = ("head_timeout_s", "body_timeout_s", "keepalive_timeout_s")
+MAX_TIMEOUT_S = 86400.0
 
 
 class ConfigError(ValueError):
@@ -54,6 +63,9 @@ class MockConfig:
     # The WeChat Pay platform's public-key mode key: {private_key (PKCS#8 PEM), public_key_id}; {}
     # makes a fresh one (GET /admin/wechat/platform tells it).
     wechat_platform: Mapping[str, str] = field(default_factory=dict)
+    head_timeout_s: float = DEFAULT_HEAD_TIMEOUT_S  # a request head that never completes
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S  # a request body that never completes
+    keepalive_timeout_s: float = DEFAULT_KEEPALIVE_TIMEOUT_S  # an idle connection
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, **options: Any) -> MockConfig:
@@ -78,13 +90,13 @@ class MockConfig:
         except ValueError as exc:
             message = str(exc)
             raise ConfigError(message if message.startswith("faults") else f"faults: {message}") from None
+        limits = _limits(data.get("limits"))
         return cls(
             seed=seed,
             faults=faults,
             ledger=ledger_config,
-            max_body_bytes=_max_body_bytes(data.get("limits")),
             wechat_platform=_wechat_platform(data.get("wechat_platform")),
-            **options,
+            **{**limits, **options},
         )
 
 
@@ -98,18 +110,33 @@ def check_seed(seed: Any) -> Seed:
         raise ConfigError(str(exc) if str(exc).startswith("seed") else f"seed: {exc}") from None
 
 
-def _max_body_bytes(limits: Any) -> int:
+def _limits(limits: Any) -> dict[str, Any]:
+    """The `limits` section: the body limit and the client timeouts, as MockConfig fields."""
     if limits is None:
-        return DEFAULT_MAX_BODY_BYTES
+        return {}
     if not isinstance(limits, Mapping):
-        raise ConfigError("limits: must be a mapping, e.g. {max_body_bytes: 65536}")
+        raise ConfigError("limits: must be a mapping, e.g. {max_body_bytes: 65536, head_timeout_s: 60}")
+    known = ("max_body_bytes", *TIMEOUT_KEYS)
     for key in limits:
-        if key != "max_body_bytes":
-            raise ConfigError(f"limits.{key}: unknown key (known: max_body_bytes)")
-    value = limits.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1024 <= value <= MAX_BODY_BYTES_CAP:
-        raise ConfigError(f"limits.max_body_bytes: must be an integer from 1024 to {MAX_BODY_BYTES_CAP}")
-    return value
+        if key not in known:
+            raise ConfigError(f"limits.{key}: unknown key (known: {', '.join(known)})")
+    out: dict[str, Any] = {}
+    if "max_body_bytes" in limits:
+        value = limits["max_body_bytes"]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1024 <= value <= MAX_BODY_BYTES_CAP:
+            raise ConfigError(f"limits.max_body_bytes: must be an integer from 1024 to {MAX_BODY_BYTES_CAP}")
+        out["max_body_bytes"] = value
+    for key in TIMEOUT_KEYS:
+        if key in limits:
+            out[key] = check_timeout(limits[key], f"limits.{key}")
+    return out
+
+
+def check_timeout(value: Any, name: str) -> float:
+    """A timeout in seconds, more than 0 and at most a day; ConfigError naming `name` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_TIMEOUT_S:
+        raise ConfigError(f"{name}: must be a number of seconds above 0 and at most {MAX_TIMEOUT_S:g}")
+    return float(value)
 
 
 def _wechat_platform(spec: Any) -> dict[str, str]:

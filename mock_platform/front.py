@@ -3,24 +3,31 @@
 aiohttp's request/response cycle costs about as much CPU as everything the gateway does on top
 (~185,000 of ~300,000 instructions per voucher.send), and the gateway is what a load test drives
 at thousands of requests per second on one core. So each connection starts with this protocol,
-which reads the request head itself and answers the plain case through the same `Gateway`
-(`dispatch`, `render`) the aiohttp route uses: `POST /gateway.do` in HTTP/1.1 with a
-Content-Length within the body limit, a usual form Content-Type, and nothing that needs more of
-HTTP (chunked bodies, `Expect`, `Upgrade`, obsolete line folding, odd bytes in the head).
+which reads request heads with llhttp (through httptools, as uvicorn does: the same C parser
+aiohttp's own extension runs) and answers the plain case through the same `Gateway` (`dispatch`,
+`render`) the aiohttp route uses: `POST /gateway.do` in HTTP/1.1 with one Host, a Content-Length
+within the body limit, a usual form Content-Type, and nothing that needs more of HTTP (chunked
+bodies, `Expect`, `Upgrade`, `Content-Encoding`).
 
-Anything else (another route, another method, HTTP/1.0, a head this parser does not take as
-plain, garbage) goes to aiohttp's own protocol, with the connection and every byte from the
-request where aiohttp's answers start to differ, and stays there: aiohttp remains the reference
-for everything, every 4xx included. aiohttp's parser refuses a chunk of input as a whole (one 400,
-none of the well-formed requests in it answered), so the front answers nothing of a chunk before
-all of it reads as plain requests; tests send the same random streams, cut anywhere, to a mock
-with the front and one without, and compare the answers. Requests on a connection are answered
-in order; an injected latency holds the ones behind it, as it would on aiohttp.
+Anything else (another route, another method, HTTP/1.0, a head llhttp refuses, garbage) goes to
+aiohttp's own protocol, with the connection and every byte from the request where aiohttp's
+answers start to differ, and stays there: aiohttp remains the reference for everything, every 4xx
+included. aiohttp's parser refuses a chunk of input as a whole (one 400, none of the well-formed
+requests in it answered), so the front answers nothing of a chunk before all of it reads as plain
+requests; tests send the same random streams, cut anywhere, to a mock with the front and one
+without, and compare the answers. Requests on a connection are answered in order; an injected
+latency holds the ones behind it, as it would on aiohttp.
+
+What the front relies on (the response head aiohttp writes, its protocol taking over a transport
+mid-stream) was tested with one aiohttp minor version: `aiohttp_supported()` says whether the one
+running is it, and serving.py serves everything through aiohttp when it is not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import socket
 import time
 from collections import deque
@@ -29,23 +36,22 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any, cast
 
+import aiohttp
+import httptools
 from aiohttp.http import SERVER_SOFTWARE
 
 from mock_platform.gateway import USUAL_FORM_HEADERS, Gateway, Reply, close_transport
 
-MAX_HEAD_BYTES = 8190  # aiohttp's own limit for the request line and each header line
-MAX_HEADERS = 100
+log = logging.getLogger(__name__)
+
+TESTED_AIOHTTP = "3.14"  # the minor version the front's answers were compared with (pyproject pins it)
+MAX_HEAD_BYTES = 8190  # aiohttp's limit for the request line and each header line
+MAX_HEADERS = 100  # more: aiohttp decides (it refuses beyond 128)
 PAUSE_READING_BYTES = 256 * 1024  # input kept behind an answer that waits, before reading stops
 MAX_BODY_BYTES = 256 * 1024  # a larger body (limits.max_body_bytes allows up to 16 MiB) goes to aiohttp
-KEEPALIVE_TIMEOUT_S = 75.0  # aiohttp's: an idle connection is closed after this (here, up to twice)
 _TARGET = b"/gateway.do"
-_PLAIN_START = b"POST /gateway.do"
 _HEAD_END = b"\r\n\r\n"
-_TOKEN_BYTES = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_NOT_TOKEN = bytes(sorted(set(range(256)) - _TOKEN_BYTES))
-# Bytes llhttp refuses in a header value (controls but HTAB, and DEL): such a head goes to aiohttp.
-_BAD_VALUE_BYTES = bytes([*range(0, 9), *range(10, 32), 127])
-_NOT_IN_TARGET = bytes([*range(0, 0x21), *range(0x7F, 0x100)])  # llhttp answers 400 to these
+_NOT_IN_TARGET = bytes([*range(0, 0x21), *range(0x7F, 0x100)])  # llhttp refuses these
 # Headers aiohttp's parser refuses twice (400); what the front reads of them is only ever one value.
 _SINGLETONS = frozenset(
     (
@@ -61,7 +67,14 @@ _SINGLETONS = frozenset(
         b"user-agent",
     )
 )
+_NOT_PLAIN = frozenset((b"expect", b"upgrade", b"content-encoding"))
+_CONNECTION = frozenset((b"connection", b"proxy-connection"))  # llhttp reads both
 _USUAL_TYPES = frozenset(value.encode("latin-1") for value in USUAL_FORM_HEADERS)
+
+
+def aiohttp_supported(version: str = aiohttp.__version__) -> bool:
+    """Whether `version` is the aiohttp minor version the front was tested with."""
+    return version == TESTED_AIOHTTP or version.startswith(TESTED_AIOHTTP + ".")
 
 
 class _DateHeader:
@@ -118,126 +131,120 @@ def _query_of(target: bytes) -> bytes | None:
     return None
 
 
-def plain_so_far(buf: bytes, start: int, limit: int) -> bool:
-    """Whether `buf[start:]`, a head not complete yet, can still become a plain one: when it
-    cannot, aiohttp may already have refused it (and with it the chunk it came in)."""
-    if len(buf) - start > MAX_HEAD_BYTES * 4:
-        return False
-    last = buf.rfind(b"\r\n", start)
-    if last < 0:  # the request line so far
-        line = buf[start:]
-        if len(line) <= len(_PLAIN_START):
-            return _PLAIN_START.startswith(line)
-        if not line.startswith(_PLAIN_START) or len(line) > MAX_HEAD_BYTES:
-            return False
-        space = line.find(b" ", 5)
-        target, version = (line[5:], b"") if space < 0 else (line[5:space], line[space + 1 :])
-        return _query_of(target) is not None and b"HTTP/1.1\r".startswith(version)
-    if read_plain_head(buf, start, last, limit, partial=True) is None:
-        return False
-    rest = buf[last + 2 :]  # the line still coming
-    if len(rest) > MAX_HEAD_BYTES:
-        return False
-    if rest == b"\r":
-        return True  # the blank line that ends the head, but for its LF
-    name, colon, value = rest.partition(b":")
-    if name.translate(None, _NOT_TOKEN) != name or (colon and not name):
-        return False
-    value = value.removesuffix(b"\r")
-    return len(value.translate(None, _BAD_VALUE_BYTES)) == len(value)
-
-
 class _Plain:
     """A plain gateway request read from its head: its query, and where its body starts and ends
     counted from the request's first byte; `close` when the client asked to close after it."""
 
-    __slots__ = ("body_end", "body_start", "close", "query")
+    __slots__ = ("body_end", "body_start", "close", "length", "query")
 
-    def __init__(self, query: bytes, body_start: int, body_end: int, close: bool) -> None:
+    def __init__(self, query: bytes, length: int, close: bool) -> None:
         self.query = query
-        self.body_start = body_start
-        self.body_end = body_end
+        self.length = length
         self.close = close
+        self.body_start = 0
+        self.body_end = 0
 
 
-def read_plain_head(buf: bytes, start: int, end: int, limit: int, *, partial: bool = False) -> _Plain | None:
-    """The request whose head is `buf[start:end]` if this front answers it, else None (aiohttp
-    will); its offsets count from `start`. With `partial`, `buf[start:end]` is the complete lines
-    of a head still coming, and only what they hold is checked."""
-    line_end = buf.find(b"\r\n", start, end)
-    if line_end < 0:
-        line_end = end
-    if line_end - start > MAX_HEAD_BYTES:
-        return None
-    parts = buf[start:line_end].split(b" ")
-    if len(parts) != 3 or parts[0] != b"POST" or parts[2] != b"HTTP/1.1":
-        return None
-    query = _query_of(parts[1])
-    if query is None:
-        return None
-    length = 0
-    close = False
-    ctype: bytes | None = None
-    lines = buf[line_end + 2 : end].split(b"\r\n") if line_end < end else []
-    if len(lines) > MAX_HEADERS:
-        return None
-    singletons: set[bytes] = set()
-    for line in lines:
-        name, colon, value = line.partition(b":")
-        if not colon or not name or len(line) > MAX_HEAD_BYTES or name.translate(None, _NOT_TOKEN) != name:
-            return None  # no name, a space before the colon, a folded line: aiohttp decides
-        if len(value) != len(value.translate(None, _BAD_VALUE_BYTES)):
-            return None
-        value = value.strip(b" \t")
+class HeadReader:
+    """llhttp's callbacks (httptools) for one connection: each head llhttp completes is appended
+    to `heads`, as a _Plain when the front answers it, else None (aiohttp will). `plain` turns
+    False as soon as the head being read can no longer be plain."""
+
+    __slots__ = ("_length", "_lines", "_seen", "_type", "_url", "heads", "limit", "parser", "plain")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.heads: list[_Plain | None] = []
+        self.parser = httptools.HttpRequestParser(self)
+        self.plain = True
+        self._url = b""
+        self._seen: set[bytes] = set()
+        self._type: bytes | None = None
+        self._length = 0
+        self._lines = 0
+
+    def on_message_begin(self) -> None:
+        self.plain = True
+        self._url = b""
+        self._seen.clear()
+        self._type = None
+        self._length = 0
+        self._lines = 0
+
+    def on_url(self, part: bytes) -> None:
+        self._url = self._url + part if self._url else part
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._lines += 1
+        if self._lines > MAX_HEADERS or len(name) + len(value) >= MAX_HEAD_BYTES:
+            self.plain = False
+            return
         lname = name.lower()
         if lname in _SINGLETONS:
-            if lname in singletons:
-                return None  # aiohttp answers 400 to a second one
-            singletons.add(lname)
-            if lname == b"content-length":
-                if not value.isdigit() or len(value) > 18:
-                    return None
-                length = int(value)
+            if lname in self._seen:
+                self.plain = False  # aiohttp answers 400 to a second one
+                return
+            self._seen.add(lname)
+            if lname == b"content-length":  # llhttp checked it: digits, and no Transfer-Encoding
+                self._length = int(value)
             elif lname == b"content-type":
-                ctype = value
+                self._type = value.rstrip(b" \t")
             elif lname == b"transfer-encoding":
-                return None
-        elif lname == b"connection" or lname == b"proxy-connection":  # llhttp reads both
-            tokens = {token.strip(b" \t").lower() for token in value.split(b",")}
-            if b"upgrade" in tokens:
-                return None
-            close = close or b"close" in tokens
-        elif lname in (b"expect", b"upgrade", b"content-encoding"):
-            return None
-    if partial:
-        return _Plain(query, 0, 0, close)
-    if b"host" not in singletons:
-        return None  # aiohttp answers 400 without one
-    if length > limit or length > MAX_BODY_BYTES or (length and ctype not in _USUAL_TYPES):
-        return None  # 413; a body aiohttp streams better; the content type checked by aiohttp
-    body_start = end + 4 - start
-    return _Plain(query, body_start, body_start + length, close)
+                self.plain = False
+        elif lname in _NOT_PLAIN or (lname in _CONNECTION and b"upgrade" in value.lower()):
+            self.plain = False
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        url = self._url
+        length = self._length
+        query = _query_of(url) if len(url) < MAX_HEAD_BYTES - 14 else None  # "POST " + " HTTP/1.1"
+        if (
+            not self.plain
+            or query is None
+            or parser.get_method() != b"POST"
+            or parser.get_http_version() != "1.1"
+            or b"host" not in self._seen  # aiohttp answers 400 without one
+            or length > self.limit  # 413
+            or length > MAX_BODY_BYTES  # a body aiohttp streams better
+            or (length and self._type not in _USUAL_TYPES)  # the content type checked by aiohttp
+        ):
+            self.heads.append(None)
+        else:
+            self.heads.append(_Plain(query, length, not parser.should_keep_alive()))
 
 
 class GatewayFront(asyncio.Protocol):
     """One client connection, until it is handed to aiohttp.
 
-    The heads are read as each chunk arrives (`_scan`). When the chunk holds anything but plain
-    requests (and the beginning of one), the requests whose heads came in earlier chunks are
-    still answered here, as aiohttp would have answered them, and the connection then goes to
+    The heads are read as each chunk arrives (`_scan`): llhttp is fed each byte once, so a head
+    dripped a byte at a time costs what it would cost whole. When the chunk holds anything but
+    plain requests (and the beginning of one), the requests whose heads came in earlier chunks
+    are still answered here, as aiohttp would have answered them, and the connection then goes to
     aiohttp from the first request whose head came with that chunk.
+
+    One timer per connection closes it when the client takes too long: the keep-alive timeout
+    while it sends nothing, the head timeout once a head has started, the body timeout once a
+    head is read and its body is not; none while an answer waits (its latency, or the client to
+    read). Moving the deadline is a float store; the timer re-arms itself when it fires early.
     """
 
     __slots__ = (
-        "_active",
+        "_body_since",
         "_buf",
         "_closing",
+        "_deadline",
         "_hand_off_at",
+        "_head_since",
+        "_line",
         "_pending",
         "_queue",
         "_read_paused",
+        "_reader",
         "_scanned",
         "_server",
+        "_timer",
+        "_timer_at",
         "_transport",
         "_write_paused",
     )
@@ -245,15 +252,21 @@ class GatewayFront(asyncio.Protocol):
     def __init__(self, server: FrontServer) -> None:
         self._server = server
         self._transport: asyncio.Transport | None = None
-        self._buf = b""  # from the first request not yet answered
+        self._buf: bytes | bytearray = b""  # from the first request not yet answered
         self._queue: deque[_Plain] = deque()  # the requests in _buf whose heads were read
         self._scanned = 0  # where in _buf the next head starts (beyond its end: in a body)
+        self._line = 0  # bytes of the head line being read so far
+        self._reader = HeadReader(server.limit)
         self._hand_off_at: int | None = None  # where in _buf aiohttp takes over, once answered up to it
         self._pending: asyncio.TimerHandle | None = None  # an answer waiting out its latency
         self._write_paused = False
         self._read_paused = False
         self._closing = False  # the server is stopping: close once the answer waiting is sent
-        self._active = True  # read something since the server's last look for idle connections
+        self._deadline = math.inf  # when the client has taken too long (loop time)
+        self._head_since: float | None = None  # when the head being read started
+        self._body_since: float | None = None  # when the body being read was due
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
 
     @property
     def reading_paused(self) -> bool:
@@ -267,12 +280,16 @@ class GatewayFront(asyncio.Protocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):  # as aiohttp does
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        self._watch()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server.connections.discard(self)
         if self._pending is not None:
             self._pending.cancel()
             self._pending = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._transport = None
         self._buf = b""
         self._queue.clear()
@@ -290,10 +307,16 @@ class GatewayFront(asyncio.Protocol):
         self._serve()
 
     def data_received(self, data: bytes) -> None:
-        self._active = True
-        self._buf = self._buf + data if self._buf else data
+        buf = self._buf
+        if not buf:
+            self._buf = data
+        else:  # a request across chunks: append in place, not by copying what came before
+            if type(buf) is bytes:
+                buf = bytearray(buf)
+            buf += data
+            self._buf = buf
         if self._hand_off_at is None:
-            self._hand_off_at = self._scan()
+            self._hand_off_at = self._scan(data)
         self._serve()
 
     def close(self) -> None:
@@ -307,40 +330,49 @@ class GatewayFront(asyncio.Protocol):
         if self._pending is None:
             self.close()
 
-    def close_if_idle(self) -> None:
-        """Close when nothing was read since the last call and nothing is waiting."""
-        if not self._active and self._pending is None and not self._buf:
-            self.close()
-        self._active = False
-
-    def _scan(self) -> int | None:
-        """Read the heads that arrived. None when the input is plain requests (and the beginning
-        of one), else where in the buffer aiohttp takes over: the first request whose head
-        arrived with this chunk, since aiohttp answers such a chunk with a lone 400."""
-        queue = self._queue
+    def _scan(self, data: bytes) -> int | None:
+        """Feed the chunk that arrived to llhttp and place the heads it completed. None when the
+        input is plain requests (and the beginning of one), else where in the buffer aiohttp takes
+        over: the first request whose head arrived with this chunk, since aiohttp answers such a
+        chunk with a lone 400."""
+        reader = self._reader
+        heads = reader.heads
+        first = pos = self._scanned
+        try:
+            reader.parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):  # aiohttp decides: it refuses alike
+            heads.clear()
+            return first
         buf = self._buf
-        pos = self._scanned
         size = len(buf)
-        limit = self._server.limit
-        queued = len(queue)
-        first = pos
-        while pos < size:
-            end = buf.find(_HEAD_END, pos)
-            if end < 0:
-                if plain_so_far(buf, pos, limit):
-                    break
-                plain = None
+        if heads:
+            if None in heads:
+                heads.clear()
+                return first
+            queue = self._queue
+            for plain in heads:  # llhttp is strict: a head ends at the first blank line
+                end = buf.find(_HEAD_END, pos)
+                if end < 0:  # cannot happen with llhttp's strict rules; aiohttp decides if it does
+                    heads.clear()
+                    return first
+                plain.body_start = end + 4 - pos
+                plain.body_end = plain.body_start + plain.length
+                queue.append(plain)
+                pos += plain.body_end
+            heads.clear()
+            self._scanned = pos
+            self._head_since = None
+        if pos < size:  # a head not complete yet: can it still be plain?
+            if not reader.plain:
+                return first
+            start = max(pos, size - len(data))
+            crlf = buf.rfind(b"\r\n", start)
+            if crlf >= 0:
+                self._line = size - crlf - 2
             else:
-                plain = read_plain_head(buf, pos, end, limit)
-            if plain is None or (plain.close and pos + plain.body_end < size):
-                while len(queue) > queued:  # aiohttp answers these too: they are in its chunk
-                    queue.pop()
-                return first  # (aiohttp also refuses bytes after a "Connection: close" request)
-            queue.append(plain)
-            pos += plain.body_end
-            if plain.close:
-                break
-        self._scanned = pos
+                self._line = size - start + (self._line if start > pos else 0)
+            if self._line > MAX_HEAD_BYTES:
+                return first
         return None
 
     def _serve(self) -> None:
@@ -362,8 +394,15 @@ class GatewayFront(asyncio.Protocol):
             buf = self._buf
             consumed = plain.body_end
             body = buf[plain.body_start : consumed]
-            self._buf = buf[consumed:]
+            if type(buf) is bytes:
+                self._buf = buf[consumed:]
+            else:
+                body = bytes(body)
+                del buf[:consumed]  # O(1) at the front of a bytearray
+                if not buf:
+                    self._buf = b""
             self._scanned -= consumed
+            self._body_since = None
             if self._hand_off_at is not None:
                 self._hand_off_at -= consumed
             self._server.answered += 1
@@ -376,6 +415,7 @@ class GatewayFront(asyncio.Protocol):
             if not self._answer(reply, plain.close):
                 return
         self._flow(transport)
+        self._watch()
 
     def _flow(self, transport: asyncio.Transport) -> None:
         """Stop reading while input piles up behind an answer that waits (its latency, or the
@@ -391,6 +431,43 @@ class GatewayFront(asyncio.Protocol):
         elif not waiting and self._read_paused:
             transport.resume_reading()
             self._read_paused = False
+
+    def _watch(self) -> None:
+        """Set the deadline for what the connection waits for now (see the class's note)."""
+        server = self._server
+        if self._pending is not None or self._write_paused or self._transport is None:
+            deadline = math.inf
+        elif self._scanned < len(self._buf):  # a head under way
+            now = server.loop.time()
+            if self._head_since is None:
+                self._head_since = now
+            deadline = self._head_since + server.head_timeout
+        elif self._queue:  # a body under way
+            now = server.loop.time()
+            if self._body_since is None:
+                self._body_since = now
+            deadline = self._body_since + server.body_timeout
+        else:
+            deadline = server.loop.time() + server.keepalive_timeout
+        self._deadline = deadline
+        if deadline < self._timer_at:  # sooner than the timer: move it (a later one waits for it)
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = server.loop.call_at(deadline, self._on_timer)
+            self._timer_at = deadline
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = math.inf
+        if self._transport is None:
+            return
+        if self._server.loop.time() >= self._deadline:
+            self._server.timed_out += 1
+            log.debug("gateway front: closing a connection that took too long")
+            self._transport.close()
+        elif self._deadline != math.inf:
+            self._timer = self._server.loop.call_at(self._deadline, self._on_timer)
+            self._timer_at = self._deadline
 
     def _answer(self, reply: Reply, close: bool) -> bool:
         """Write the answer (or drop the connection); whether the connection is still open."""
@@ -419,6 +496,9 @@ class GatewayFront(asyncio.Protocol):
         server = self._server
         server.connections.discard(self)
         server.handed_off += 1
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         protocol = server.fallback()
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
@@ -427,50 +507,46 @@ class GatewayFront(asyncio.Protocol):
         if self._read_paused:
             transport.resume_reading()
         buf, self._buf, self._transport = self._buf, b"", None
-        protocol.data_received(buf)
+        protocol.data_received(bytes(buf))
 
 
 class FrontServer:
     """The listening socket, whose connections start on GatewayFront; `fallback()` makes aiohttp's
-    protocol (its web.Server) for a hand-off. Counts what it answered and what it handed off."""
+    protocol (its web.Server) for a hand-off. Counts what it answered, what it handed off, and the
+    connections it closed for taking too long."""
 
     def __init__(
         self,
         gateway: Gateway,
         fallback: Callable[[], asyncio.Protocol],
         *,
-        keepalive_timeout: float = KEEPALIVE_TIMEOUT_S,
+        keepalive_timeout: float,
+        head_timeout: float,
+        body_timeout: float,
     ) -> None:
         self.gateway = gateway
         self.fallback = fallback
         self.limit = gateway.state.config.max_body_bytes
+        self.keepalive_timeout = keepalive_timeout
+        self.head_timeout = head_timeout
+        self.body_timeout = body_timeout
         self.connections: set[GatewayFront] = set()
         self.answered = 0  # requests answered here
         self.handed_off = 0  # connections given to aiohttp
-        self._keepalive_timeout = keepalive_timeout
+        self.timed_out = 0  # connections closed for taking too long (keep-alive, head, body)
+        self.loop = asyncio.get_running_loop()
         self._server: asyncio.AbstractServer | None = None
-        self._sweeper: asyncio.TimerHandle | None = None
 
     async def listen(self, host: str, port: int, *, backlog: int) -> None:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: GatewayFront(self), host, port, backlog=backlog)
-        self._sweeper = loop.call_later(self._keepalive_timeout, self._sweep)
+        self._server = await self.loop.create_server(lambda: GatewayFront(self), host, port, backlog=backlog)
 
     @property
     def sockets(self) -> Any:
         return self._server.sockets if self._server is not None else ()
 
-    def _sweep(self) -> None:
-        """Close the connections idle since the last sweep: the keep-alive timeout, give or take."""
-        for connection in list(self.connections):
-            connection.close_if_idle()
-        self._sweeper = asyncio.get_running_loop().call_later(self._keepalive_timeout, self._sweep)
-
     async def close(self, timeout: float) -> None:
         """Stop listening, close idle connections, give the answers still waiting out an injected
         latency up to `timeout` seconds (aiohttp's graceful shutdown does the same), close the rest."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
         if self._server is not None:
             self._server.close()
         for connection in list(self.connections):

@@ -234,7 +234,11 @@ class Gateway:
         limit = self.state.config.max_body_bytes
         body = buffered_body(request, limit)
         if body is None:
-            body = await read_body(request, limit)
+            try:  # a body that never completes: closed, as the gateway front closes it
+                async with asyncio.timeout(self.state.config.body_timeout_s):
+                    body = await read_body(request, limit)
+            except TimeoutError:
+                drop_connection(request, reset=False)
         if body:
             try:
                 check_form_type(request)

@@ -28,7 +28,7 @@ from mock_platform.fields import (
     period_key,
     window,
 )
-from mock_platform.idempotency import ExpiringMap, IdempotencyStore
+from mock_platform.idempotency import DEFAULT_MAX_ENTRIES, DEFAULT_TTL_S, ExpiringMap, IdempotencyStore
 
 __all__ = [
     "Activity",
@@ -300,8 +300,8 @@ class MethodStats:
 
 @dataclass(frozen=True, slots=True)
 class LedgerConfig:
-    idempotency_ttl_s: float = 86400.0
-    idempotency_max_entries: int = 1_000_000
+    idempotency_ttl_s: float = DEFAULT_TTL_S
+    idempotency_max_entries: int = DEFAULT_MAX_ENTRIES
     auth_code_ttl_s: float = 300.0
     token_ttl_s: int = 1_296_000
     refresh_token_ttl_s: int = 2_592_000

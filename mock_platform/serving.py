@@ -7,14 +7,39 @@ The CLI and the tests start the mock through `start_serving`, so what the tests 
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 from typing import Any
 
+import aiohttp
 from aiohttp import web
+from aiohttp.http import HttpProcessingError
 
 from mock_platform.app import GATEWAY
-from mock_platform.front import KEEPALIVE_TIMEOUT_S, FrontServer
+from mock_platform.front import TESTED_AIOHTTP, FrontServer, aiohttp_supported
 
 BACKLOG = 4096  # 10,000 clients connecting at once must not be refused
+
+log = logging.getLogger(__name__)
+
+
+class ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server logger, but a request its parser refuses (it answers 400) is one line, not
+    an ERROR with a traceback: the bad bytes are the client's, not the mock's. Other errors keep
+    their traceback."""
+
+    def exception(self, msg: Any, *args: Any, exc_info: Any = True, **kwargs: Any) -> None:
+        exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(exc, HttpProcessingError):
+            reason = (exc.message or "").strip().splitlines()
+            self.logger.warning(
+                "refused a request (%s %s)", exc.code, reason[0].rstrip(":") if reason else "bad request"
+            )
+        else:
+            self.logger.exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+SERVER_LOG = ServerLog(logging.getLogger("aiohttp.server"), {})
 
 
 class Serving:
@@ -53,25 +78,42 @@ class Serving:
 
 
 async def start_serving(
-    app: web.Application,
-    host: str,
-    port: int,
-    *,
-    front: bool = True,
-    shutdown_timeout: float = 1.0,
-    keepalive_timeout: float = KEEPALIVE_TIMEOUT_S,
+    app: web.Application, host: str, port: int, *, front: bool = True, shutdown_timeout: float = 1.0
 ) -> Serving:
-    """Serve `app` (from create_app) on host:port; with `front=False`, every request, gateway
-    included, goes through aiohttp's own request cycle (slower; the reference to compare with).
-    `keepalive_timeout` is the front's; aiohttp keeps its own 75 s."""
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=shutdown_timeout)
+    """Serve `app` (from create_app) on host:port; with `front=False`, or an aiohttp other than the
+    one the front was tested with, every request, gateway included, goes through aiohttp's own
+    request cycle (slower; the reference to compare with). The config's timeouts apply: keep-alive
+    on both paths, head and body on the front's."""
+    gateway = app[GATEWAY]
+    config = gateway.state.config
+    runner = web.AppRunner(
+        app,
+        handler_cancellation=True,
+        access_log=None,
+        shutdown_timeout=shutdown_timeout,
+        keepalive_timeout=config.keepalive_timeout_s,
+        logger=SERVER_LOG,
+    )
     await runner.setup()
+    if front and not aiohttp_supported():
+        log.warning(
+            "gateway front off: it was tested with aiohttp %s.x, this is %s; aiohttp serves every request",
+            TESTED_AIOHTTP,
+            aiohttp.__version__,
+        )
+        front = False
     try:
         if not front:
             await web.TCPSite(runner, host, port, backlog=BACKLOG).start()
             return Serving(runner, None, shutdown_timeout)
         assert runner.server is not None
-        server = FrontServer(app[GATEWAY], runner.server, keepalive_timeout=keepalive_timeout)
+        server = FrontServer(
+            gateway,
+            runner.server,
+            keepalive_timeout=config.keepalive_timeout_s,
+            head_timeout=config.head_timeout_s,
+            body_timeout=config.body_timeout_s,
+        )
         await server.listen(host, port, backlog=BACKLOG)
     except BaseException:
         await runner.cleanup()

@@ -23,7 +23,6 @@ from aiohttp import web
 
 from mock_platform.app import STATE, MockState, create_app
 from mock_platform.config import MockConfig
-from mock_platform.front import KEEPALIVE_TIMEOUT_S
 from mock_platform.serving import Serving, start_serving
 
 START_TIMEOUT_S = 15.0
@@ -119,10 +118,9 @@ def _os_thread_api() -> tuple[Callable[..., Any], Callable[[], Any]]:
 class _ServerThread:
     """One mock on its own OS thread and uvloop event loop."""
 
-    def __init__(self, config: MockConfig, front: bool, keepalive_timeout: float) -> None:
+    def __init__(self, config: MockConfig, front: bool) -> None:
         self.config = config
         self.front = front
-        self.keepalive_timeout = keepalive_timeout
         self._start_thread, allocate_lock = _os_thread_api()
         self._ready = allocate_lock()  # released once serving (or failed)
         self._done = allocate_lock()  # released when the thread ends
@@ -148,9 +146,7 @@ class _ServerThread:
         self.loop = asyncio.get_running_loop()
         self.stop_event = asyncio.Event()
         app = create_app(self.config)
-        serving = await start_serving(
-            app, "127.0.0.1", self.config.port, front=self.front, keepalive_timeout=self.keepalive_timeout
-        )
+        serving = await start_serving(app, "127.0.0.1", self.config.port, front=self.front)
         try:
             self.mock = RunningMock(serving.url, app[STATE].admin_token, app, serving, self.stop)
             self._ready.release()
@@ -181,7 +177,7 @@ class _ServerThread:
 def make_mock() -> Iterator[Any]:
     """Factory: `make_mock(config=None, front=True, **options)` -> RunningMock; `config` is a
     MockConfig or a config-file mapping, `options` are MockConfig switches (strict=True, ...);
-    `front=False` serves the gateway through aiohttp alone; `keepalive_timeout` is the front's.
+    `front=False` serves the gateway through aiohttp alone (timeouts: the config's `limits`).
     It binds 127.0.0.1 on port 0 unless `port=` says otherwise; a failed bind raises OSError."""
     threads: list[_ServerThread] = []
 
@@ -189,13 +185,12 @@ def make_mock() -> Iterator[Any]:
         config: MockConfig | Mapping[str, Any] | None = None,
         *,
         front: bool = True,
-        keepalive_timeout: float = KEEPALIVE_TIMEOUT_S,
         **options: Any,
     ) -> RunningMock:
         if not isinstance(config, MockConfig):
             options.setdefault("admin_token", ADMIN_TOKEN)
             config = MockConfig.from_mapping(config or {}, **options)
-        thread = _ServerThread(config, front, keepalive_timeout)
+        thread = _ServerThread(config, front)
         threads.append(thread)
         return thread.start_and_wait()
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mock_platform.cli import main
+from mock_platform.cli import build_parser, config_from_args, main
 
 READY = re.compile(r"^mock_platform listening on (http://127\.0\.0\.1:\d+)$")
 TOKEN = re.compile(r"^mock_platform admin token: (\S+)$")
@@ -93,6 +93,20 @@ def test_generated_token_works_and_config_seed_and_switches(tmp_path: Path) -> N
         assert proc.wait(timeout=10) == 0
 
 
+def test_timeouts_come_from_the_file_and_the_flags_win(tmp_path: Path) -> None:
+    config = tmp_path / "mock.yaml"
+    config.write_text("limits: {head_timeout_s: 5, body_timeout_s: 6.5, keepalive_timeout_s: 7}\n")
+    args = build_parser().parse_args(["--config", str(config), "--body-timeout", "2"])
+    got = config_from_args(args)
+    assert (got.head_timeout_s, got.body_timeout_s, got.keepalive_timeout_s) == (5.0, 2.0, 7.0)
+    default = config_from_args(build_parser().parse_args([]))
+    assert (default.head_timeout_s, default.body_timeout_s, default.keepalive_timeout_s) == (
+        60.0,
+        60.0,
+        3630.0,
+    )
+
+
 @pytest.mark.parametrize(
     ("content", "suffix", "expected"),
     [
@@ -100,6 +114,10 @@ def test_generated_token_works_and_config_seed_and_switches(tmp_path: Path) -> N
         ("bogus: 1\n", ".yaml", "unknown key 'bogus'"),
         ("faults:\n  '*':\n    latency: {dist: nope}\n", ".yaml", "faults"),
         ("limits: {max_body_bytes: 1}\n", ".yaml", "limits.max_body_bytes"),
+        ("limits: {head_timeout_s: 0}\n", ".yaml", "limits.head_timeout_s"),
+        ("limits: {body_timeout_s: yes}\n", ".yaml", "limits.body_timeout_s"),
+        ("limits: {keepalive_timeout_s: 1e9}\n", ".yaml", "limits.keepalive_timeout_s"),
+        ("limits: {read_timeout_s: 5}\n", ".yaml", "limits.read_timeout_s: unknown key"),
         ("codes: {sold_out: 5}\n", ".yaml", "codes.sold_out"),
         ("seed: [unclosed\n", ".yaml", "not valid YAML"),
         ('{"seed": ', ".json", "not valid JSON"),
@@ -124,6 +142,8 @@ def test_bad_config_exits_3_naming_the_key(
         (("--config", "/nonexistent/mock.yaml"), "cannot read"),
         (("--profile", "no-such-profile"), "no-such-profile"),
         (("--port", "99999"), "port must be 0-65535"),
+        (("--head-timeout", "0"), "--head-timeout"),
+        (("--keepalive-timeout", "soon"), "--keepalive-timeout"),
         (("--bogus",), "unrecognized arguments"),
     ],
 )

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from mock_platform import signing
-from mock_platform.front import MAX_BODY_BYTES, MAX_HEAD_BYTES, PAUSE_READING_BYTES, read_plain_head
+from mock_platform.front import MAX_BODY_BYTES, MAX_HEAD_BYTES, PAUSE_READING_BYTES, HeadReader
 
 ACT = "ACT1"
 SEED = {
@@ -301,7 +301,7 @@ def test_stopping_still_sends_an_answer_waiting_out_its_latency(make_mock, front
 
 
 def test_idle_connections_are_closed_after_the_keepalive_timeout(make_mock) -> None:
-    mock = make_mock(keepalive_timeout=0.2)
+    mock = make_mock({"limits": {"keepalive_timeout_s": 0.2}})
     with (
         connect(mock) as idle,
         connect(mock) as busy,
@@ -398,18 +398,22 @@ def test_stopping_closes_idle_front_connections(make_mock) -> None:
 # ----------------------------------------------------------------------------- the head reader
 
 
-def test_read_plain_head_takes_what_clients_send() -> None:
+def read_heads(raw: bytes, limit: int = 65536) -> list:
+    reader = HeadReader(limit)
+    reader.parser.feed_data(raw)
+    return reader.heads
+
+
+def test_the_head_reader_takes_what_clients_send() -> None:
     raw = post(send_form(1), b"/gateway.do?charset=utf-8", extra=b"Connection: keep-alive, Close\r\n")
-    end = raw.find(b"\r\n\r\n")
-    plain = read_plain_head(raw, 0, end, 65536)
+    [plain] = read_heads(raw)
     assert plain is not None
-    assert (plain.query, plain.close) == (b"charset=utf-8", True)
-    assert raw[plain.body_start : plain.body_end] == send_form(1) and plain.body_end == len(raw)
-    assert read_plain_head(raw, 0, end, len(send_form(1)) - 1) is None  # over the limit: aiohttp's 413
-    offset = read_plain_head(b"xx" + raw, 2, end + 2, 65536)
-    assert offset is not None and (offset.body_start, offset.body_end) == (plain.body_start, plain.body_end)
+    assert (plain.query, plain.length, plain.close) == (b"charset=utf-8", len(send_form(1)), True)
+    assert read_heads(raw, len(send_form(1)) - 1) == [None]  # over the limit: aiohttp's 413
+    assert read_heads(raw.replace(b"POST", b"PUT", 1)) == [None]
+    assert read_heads(raw.replace(b"Host:", b"X-Host:", 1)) == [None]  # aiohttp's 400
     long = post(b"", b"/gateway.do?" + b"a" * MAX_HEAD_BYTES)
-    assert read_plain_head(long, 0, long.find(b"\r\n\r\n"), 65536) is None
+    assert read_heads(long) == [None]
 
 
 def test_real_clients_take_the_fast_path(make_mock) -> None:
