@@ -16,11 +16,13 @@ from typing import Any, TypedDict, cast
 
 import orjson
 
+from loadkit.measure.compare import Row, Tolerance, compare, judged_gate, plan_differences
 from loadkit.measure.figures import (
     EMPTY_ARRIVALS,
     EMPTY_LATENCY,
     EMPTY_TIMESERIES,
     Arrivals,
+    BaselineRun,
     Ending,
     Endpoint,
     ErrorKind,
@@ -37,7 +39,7 @@ from loadkit.measure.figures import (
 from loadkit.measure.verdict import EXIT_CODES, judge
 from loadkit.plan import Plan
 
-SCHEMA = 2  # 2: `ending`; arrivals add up (on_time, unsent); no stray keys. 1: the first.
+SCHEMA = 3  # 3: `baseline`. 2: `ending`; arrivals add up (on_time, unsent); no stray keys. 1: the first.
 
 
 class PlanInfo(TypedDict):
@@ -55,6 +57,16 @@ class CheckDoc(TypedDict):
     unit: str
     kind: str  # budget | integrity | health
     reason: str | None
+
+
+class BaselineSection(TypedDict):
+    """`--baseline`: the run compared with, and each key figure beside its own (compare.py)."""
+
+    run: BaselineRun
+    max_regression: float
+    tolerance: dict[str, float]
+    plan_differences: list[str]  # empty when both runs ran the same plan
+    figures: list[Row]
 
 
 class Summary(TypedDict):
@@ -83,6 +95,7 @@ class Summary(TypedDict):
     abort: dict[str, Any] | None
     audit: dict[str, Any] | None
     reconciliation: dict[str, Any] | None
+    baseline: BaselineSection | None
     timeseries: Timeseries
 
 
@@ -99,10 +112,13 @@ def build_summary(
     host: str | None = None,
 ) -> Summary:
     """The summary of one run: `evidence` judged against `plan`. `host` is the host actually
-    targeted (it may differ from the plan's)."""
+    targeted (it may differ from the plan's). A run that ended before its gate window began has
+    no rates to show (None), but its planned rate is still the plan's."""
     verdict, checks, reasons = judge(plan, evidence)
     window = evidence.get("window") or _plan_window(plan)
     qps = dict(evidence.get("qps") or {})
+    if not window.get("seconds"):
+        qps = {"target": None, "held": None, "arrivals_held": None}
     if qps.get("target") is None:
         qps["target"] = round(plan.gate_target_qps(), 3)
     doc: Summary = {
@@ -140,9 +156,27 @@ def build_summary(
         "abort": evidence.get("abort"),
         "audit": evidence.get("audit"),
         "reconciliation": evidence.get("reconciliation"),
+        "baseline": _baseline_section(plan, evidence),
         "timeseries": evidence.get("timeseries") or EMPTY_TIMESERIES,
     }
     return cast(Summary, json_safe(doc))
+
+
+def _baseline_section(plan: Plan, evidence: Evidence) -> BaselineSection | None:
+    """The same comparison the verdict's baseline checks make (compare.py), kept for the reports."""
+    baseline = evidence.get("baseline")
+    if not baseline:
+        return None
+    tolerance = Tolerance(relative=float(baseline["max_regression"]))
+    gate = judged_gate(plan, evidence)
+    current = {**evidence, "plan": {"name": plan.name, "raw": dict(plan.raw)}}
+    return {
+        "run": baseline["run"],
+        "max_regression": tolerance.relative,
+        "tolerance": tolerance.as_dict(),
+        "plan_differences": plan_differences(current, baseline["summary"]),
+        "figures": compare(evidence, baseline["summary"], tolerance, current_gate=gate),
+    }
 
 
 def _plan_window(plan: Plan) -> Window:
@@ -162,9 +196,9 @@ def dumps(summary: Mapping[str, Any]) -> bytes:
 def load_summary(doc: Any) -> Summary:
     """A summary read from disk, of this schema or an older one, with every key present.
 
-    Schema 1 lacked `ending`, `arrivals.on_time`/`unsent` and `qps.arrivals_held`, and could carry
-    stray diagnostic keys (`seen`, `beyond`, `run`), which are dropped. Raises ValueError when
-    `doc` is not a loadkit summary at all."""
+    Schema 2 lacked `baseline` (null). Schema 1 also lacked `ending`, `arrivals.on_time`/`unsent`
+    and `qps.arrivals_held`, and could carry stray diagnostic keys (`seen`, `beyond`, `run`), which
+    are dropped. Raises ValueError when `doc` is not a loadkit summary at all."""
     if not isinstance(doc, Mapping) or doc.get("tool") != "loadkit" or "verdict" not in doc:
         raise ValueError("not a loadkit summary (no tool: loadkit / verdict)")
     out: dict[str, Any] = {key: doc.get(key) for key in KEYS}

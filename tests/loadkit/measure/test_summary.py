@@ -1,4 +1,4 @@
-"""build_summary(), dumps(), load_summary(): the summary.json document (schema 2), its verdict,
+"""build_summary(), dumps(), load_summary(): the summary.json document (schema 3), its verdict,
 its exact keys, its JSON safety, and reading older documents."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ SCHEMA_KEYS = [
     "schema", "tool", "verdict", "exit_code", "reasons", "ending", "plan", "started_at", "finished_at",
     "window", "qps", "latency_ms", "latency_ms_service", "error_rate", "requests", "outcomes", "arrivals",
     "whole_run", "checks", "endpoints", "generator", "errors", "abort", "audit", "reconciliation",
-    "timeseries",
+    "baseline", "timeseries",
 ]  # fmt: skip
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "sample_summary.json"
 STARTED = 1795507200.0  # 2026-11-24T08:00:00Z
@@ -65,7 +65,7 @@ def build(res, **kw):
 def test_full_document_has_exactly_the_schema_keys_in_order():
     doc = build(results())
     assert list(doc) == SCHEMA_KEYS == list(KEYS)
-    assert doc["schema"] == 2 and doc["tool"] == "loadkit"
+    assert doc["schema"] == 3 and doc["tool"] == "loadkit"
     assert doc["verdict"] == "pass" and doc["exit_code"] == 0 and doc["reasons"] == []
     assert doc["ending"]["how"] == "completed"
     assert doc["plan"] == {
@@ -162,7 +162,8 @@ def test_load_summary_round_trips_and_upgrades_schema_1():
     old = json.loads(FIXTURE.read_text())
     old["seen"], old["beyond"], old["run"] = {"a": {}}, 3, {"requests": 1}
     upgraded = load_summary(old)
-    assert list(upgraded) == SCHEMA_KEYS and upgraded["schema"] == 2 and upgraded["ending"] is None
+    assert list(upgraded) == SCHEMA_KEYS and upgraded["schema"] == 3 and upgraded["ending"] is None
+    assert upgraded["baseline"] is None
     arrivals = upgraded["arrivals"]
     assert arrivals["on_time"] == arrivals["sent"] - arrivals["late"]
     assert arrivals["scheduled"] == arrivals["sent"] + arrivals["dropped"] + arrivals["unsent"]
