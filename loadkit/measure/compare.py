@@ -62,6 +62,18 @@ class Tolerance:
         return cls(**{k: float(v) for k, v in (data or {}).items() if k in fields})
 
 
+def parse_fraction(text: str | float) -> float:
+    """ "10%" or "0.1" -> 0.1 (ValueError with a sentence when it is neither, or negative)."""
+    raw = str(text).strip()
+    try:
+        value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise ValueError(f"expected a share such as 10% or 0.1, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"expected a share such as 10% or 0.1, got {text!r}")
+    return value
+
+
 class Row(TypedDict):
     figure: str  # "qps_held", "latency_p99_ms", "points.send latency_p99_ms", ...
     endpoint: str | None
