@@ -76,6 +76,12 @@ def default_db_path(directory: str | Path | None = None) -> Path:
     return Path(directory if directory is not None else Path.cwd()) / DB_NAME
 
 
+def db_for(history_db: str | Path | None, report_dir: Path) -> Path:
+    """The history a run is recorded in: `history_db` when given, else the default file beside
+    its report directory (reports/loadkit-history.sqlite3 for reports/<plan>-<time>/)."""
+    return Path(history_db) if history_db else report_dir.parent / DB_NAME
+
+
 def _resolve(db_path: str | Path | None) -> Path:
     """None: the default file in the current directory; a directory: the default file in it."""
     if db_path is None:

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from locust import events
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
 import loadkit.engine.options  # noqa: F401  (registers --plan and the other options)
+from loadkit import baseline as baselines
+from loadkit import history
 from loadkit.engine.roles import (
     LocalRole,
     MasterRole,
@@ -29,7 +31,10 @@ from loadkit.engine.roles import (
     quiet_gc,
 )
 from loadkit.engine.session import RunSession
-from loadkit.plan import PlanError, load_plan
+from loadkit.measure.compare import parse_fraction
+from loadkit.measure.figures import BaselineInput
+from loadkit.plan import Plan, PlanError, load_plan
+from loadkit.plan.durations import format_duration
 from loadkit.plan.safety import UnsafeHostError, check_host
 from loadkit.rehearsal.mock_admin import MockAdmin
 from loadkit.reports import default_run_dir
@@ -62,6 +67,11 @@ class LoadkitPlugin:
             plan = load_plan(plan_path)
         except PlanError as exc:
             _fail_setup(str(exc))
+        if getattr(options, "run_time", None):
+            _fail_setup(
+                f"--run-time does not apply with --plan: the plan's stages set the run's length "
+                f"({format_duration(plan.duration_s)}); shorten the stages in {plan_path} instead"
+            )
         host = environment.host or plan.host
         if not host:
             _fail_setup(f"{plan_path}: no target host: give --host or `host:` in the plan")
@@ -83,11 +93,27 @@ class LoadkitPlugin:
         report_dir = (
             Path(options.report_dir) if getattr(options, "report_dir", None) else default_run_dir(plan.name)
         )
-        session = RunSession(plan, report_dir=report_dir, mock=mock, host=host)
+        baseline = _baseline(options, plan, report_dir)
+        session = RunSession(plan, report_dir=report_dir, mock=mock, host=host, baseline=baseline)
         return cls(environment, judging_role(environment, session, web_ui))
 
 
-def _fail_setup(message: str) -> None:
+def _baseline(options: Any, plan: Plan, report_dir: Path) -> BaselineInput | None:
+    """--baseline, resolved before any request: a baseline that cannot be used is a usage error."""
+    spec = getattr(options, "baseline", None)
+    if not spec:
+        return None
+    try:
+        limit = parse_fraction(getattr(options, "max_regression", None) or "10%")
+        return baselines.resolve(spec, plan.name, history.db_for(options.history_db, report_dir), limit)
+    except ValueError as exc:
+        _fail_setup(f"--max-regression: {exc}")
+    except baselines.BaselineError as exc:
+        _fail_setup(str(exc))
+    return None
+
+
+def _fail_setup(message: str) -> NoReturn:
     """A usage or configuration error: say it plainly and exit 3 before any request."""
     sys.stderr.write(f"loadkit: {message}\n")
     sys.stderr.flush()

@@ -9,9 +9,10 @@ test) and is strictly JSON-safe: NaN and infinities become null, so every consum
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from datetime import date, datetime
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any, TypedDict, cast
 
 import orjson
@@ -230,6 +231,42 @@ def load_summary(doc: Any) -> Summary:
     plan = doc.get("plan") or {}
     out["plan"] = {k: plan.get(k) for k in ("name", "file", "host", "raw")}
     return cast(Summary, out)
+
+
+# --- the live snapshot: what a run knows so far, for when its generator dies ------------------------
+
+LIVE_NAME = ".live.json"
+
+
+class Snapshot(TypedDict):
+    """What the judging process knows while a test runs, written to the report directory every
+    few seconds (`write_snapshot`) and removed once the run's reports are written. If Locust dies
+    (kill -9, out of memory), `loadkit run` builds the summary from the last one."""
+
+    t0: float  # epoch seconds of plan time 0
+    started_at: float  # epoch seconds the test started
+    written_at: float  # epoch seconds of this snapshot: the figures are cut here
+    host: str | None
+    evidence: Evidence  # figures, arrivals, generator, whole run, abort (no ending, no audit)
+
+
+def write_snapshot(run_dir: Path, snapshot: Snapshot) -> None:
+    """Atomically (a reader sees the previous snapshot or this one, never half of one)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / f"{LIVE_NAME}.{os.getpid()}.tmp"
+    tmp.write_bytes(orjson.dumps(json_safe(snapshot)))
+    os.replace(tmp, run_dir / LIVE_NAME)
+
+
+def read_snapshot(run_dir: Path) -> Snapshot | None:
+    """The last snapshot in `run_dir`, or None when there is none (or it is unreadable)."""
+    try:
+        data = orjson.loads((run_dir / LIVE_NAME).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(data, dict) or not all(key in data for key in Snapshot.__annotations__):
+        return None
+    return cast(Snapshot, data)
 
 
 def json_safe(value: Any) -> Any:
