@@ -162,6 +162,10 @@ class _Judging:
         """Master only: the workers expected and the strangers refused (Generator fields)."""
         return {}
 
+    def known_until(self, now: float) -> float:
+        """Up to when this process's figures are complete (a master's lag its workers' reports)."""
+        return now
+
     # --- listeners ---------------------------------------------------------------------------
 
     def on_test_start(self, **_kw: Any) -> None:
@@ -237,7 +241,8 @@ class _Judging:
                     gevent.spawn(runner.stop)
             if now - last_snapshot >= SNAPSHOT_EVERY_S:
                 last_snapshot = now
-                session.write_snapshot(self.arrivals(at=now), self.generator(until=now), now=now)
+                known = self.known_until(now)
+                session.write_snapshot(self.arrivals(at=known), self.generator(until=known), now=known)
             if self.headless and now - last_progress >= PROGRESS_EVERY_S:
                 last_progress = now
                 try:
@@ -332,6 +337,7 @@ class MasterRole(_Judging):
         self.strangers: list[str] = []
         self.start_message: StartMessage | None = None
         self.started: set[str] = set()  # the workers sent this test's start message
+        self.reported_at: dict[str, float] = {}  # worker -> when its last report of this test came
         environment.runner.register_message(HELLO_MESSAGE, self.on_hello)
         environment.events.worker_report.add_listener(self.on_worker_report)
 
@@ -344,6 +350,11 @@ class MasterRole(_Judging):
 
     def workers(self) -> int:
         return max(len(self._ours()), self.session.health.max_workers if self.session else 0)
+
+    def known_until(self, now: float) -> float:
+        """The figures are complete up to the oldest of the workers' last reports."""
+        times = [self.reported_at[w] for w in self._ours() if w in self.reported_at]
+        return min(times, default=now)
 
     def worker_facts(self) -> dict[str, Any]:
         expected = self.start_message["workers"] if self.start_message else None
@@ -372,6 +383,7 @@ class MasterRole(_Judging):
     def begin(self, session: RunSession, t0: float) -> None:
         session.begin(t0)
         self.worker_arrivals.clear()
+        self.reported_at.clear()
         raw = session.plan.raw
         self.start_message = {
             "t0": t0,
@@ -442,6 +454,7 @@ class MasterRole(_Judging):
             log.error("loadkit: ignoring a malformed delta from worker %s: %s", client_id, exc)
             return
         self.worker_arrivals[client_id] = report["arrivals"]
+        self.reported_at[client_id] = time.time()
         session.health.add_samples(client_id, report["cpu"])
 
 

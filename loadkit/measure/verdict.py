@@ -7,7 +7,8 @@ workers, workers of another run, traffic in the gate window, a run that ended be
 one failing makes a run whose budgets hold `inconclusive`, because then the generator, not the
 target, may be what limited the figures. With a baseline run, each key figure is also compared
 with it (`baseline ...` budget checks, `compare.py`). fail wins over inconclusive, inconclusive
-over pass. A figure that is missing never counts as a pass. Each reason is said once.
+over pass; a run whose load generator died is inconclusive whatever its partial figures show. A
+figure that is missing never counts as a pass. Each reason is said once.
 """
 
 from __future__ import annotations
@@ -59,7 +60,12 @@ def judge(plan: Plan, results: Mapping[str, Any]) -> tuple[str, list[Check], lis
         checks.append(Check("gate_traffic", False, 0, 1, "requests", HEALTH, _no_traffic_reason(results)))
     checks += _health_checks(plan, results)
     failed = [c for c in checks if not c.ok]
-    if any(c.kind != HEALTH for c in failed):
+    ending = results.get("ending")
+    if isinstance(ending, Mapping) and ending.get("how") == "generator_died":
+        # what it had reported is partial (and a master's is up to a report interval behind):
+        # nothing it shows can pass or fail the target
+        verdict = "inconclusive"
+    elif any(c.kind != HEALTH for c in failed):
         verdict = "fail"
     elif failed:
         verdict = "inconclusive"
@@ -213,6 +219,8 @@ def _ended(ending: Mapping[str, Any]) -> str:
 
 def _no_traffic_reason(results: Mapping[str, Any]) -> str:
     ending = _cut_short(results)
+    if ending is not None and ending.get("how") == "aborted":  # the abort check says why
+        return "No budget could be judged: the run was aborted before any request in its gate window"
     if ending is not None:
         return f"{_ended(ending)}, before any request in its gate window: no budget could be judged"
     return (
