@@ -171,7 +171,8 @@ def _run(args: argparse.Namespace, extra: Sequence[str]) -> int:
         if not args.headless:
             print(f"loadkit: web UI on http://{args.web_host}:{args.web_port}", flush=True)
         started = time.time()
-        code, interrupted = _run_locust(cmd, list(extra), env, own_port=own_port)
+        stop = signal.SIGINT if args.headless else signal.SIGTERM
+        code, interrupted = _run_locust(cmd, list(extra), env, own_port=own_port, stop=stop)
         if (report_dir / LIVE_NAME).is_file() or code < 0:
             # Locust died under a test, or was killed before one: write what it knew
             how: EndingHow = "interrupted" if interrupted and code >= 0 else "generator_died"
@@ -193,7 +194,9 @@ def _given(extra: Sequence[str], flags: Sequence[str]) -> bool:
     return any(arg.split("=", 1)[0] in flags for arg in extra)
 
 
-def _run_locust(cmd: list[str], extra: list[str], env: dict[str, str], *, own_port: bool) -> tuple[int, bool]:
+def _run_locust(
+    cmd: list[str], extra: list[str], env: dict[str, str], *, own_port: bool, stop: signal.Signals
+) -> tuple[int, bool]:
     """Run Locust; with `own_port` (--processes), its master on a port of its own on 127.0.0.1:
     Locust forks the workers before its master binds, so the port is chosen here and given to
     both. If another process takes it first, Locust cannot bind: try another port, then give up
@@ -205,7 +208,7 @@ def _run_locust(cmd: list[str], extra: list[str], env: dict[str, str], *, own_po
         if port is not None:
             ports = ["--master-bind-host", MASTER_HOST, "--master-bind-port", str(port)]
             ports += ["--master-host", MASTER_HOST, "--master-port", str(port)]
-        code, interrupted = _run_child([*cmd, *ports, *extra], env)
+        code, interrupted = _run_child([*cmd, *ports, *extra], env, stop)
         if port is None or code == 0 or interrupted or not port_taken(port):
             return code, interrupted
         taken.append(port)
@@ -233,30 +236,40 @@ def port_taken(port: int) -> bool:
     return False
 
 
-def _run_child(cmd: list[str], env: dict[str, str]) -> tuple[int, bool]:
+def _run_child(cmd: list[str], env: dict[str, str], stop: signal.Signals) -> tuple[int, bool]:
     """Run Locust in the foreground, in a process group of its own: a Ctrl-C reaches it once,
     through us (not also from the terminal), and workers it leaves behind if it dies can be
-    stopped. SIGINT and SIGTERM are passed on (Locust stops, judges and reports), SIGHUP as
-    SIGTERM. Locust reads no terminal input (its keys would change the user count a plan sets)."""
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, process_group=0)
+    stopped. SIGINT, SIGTERM and SIGHUP reach it as `stop`: SIGINT headless (loadkit's plugin
+    stops the test and judges what ran; Locust handles no SIGTERM while a headless plan runs),
+    SIGTERM with the web UI (Locust's own clean shutdown). Locust reads no terminal input (its
+    keys would change the user count a plan sets)."""
+    started: list[subprocess.Popen] = []
     interrupted = False
 
     def forward(signum: int, _frame: object) -> None:
         nonlocal interrupted
         interrupted = True
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
+        if started and started[0].poll() is None:
+            started[0].send_signal(stop)
 
+    # installed first: Locust then starts with SIGINT at its default even when we were started
+    # with it ignored (as a background job is), and can be interrupted
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        return proc.wait(), interrupted
+        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, process_group=0)
+        started.append(proc)
+        if interrupted:  # came while it was starting
+            proc.send_signal(stop)
+        try:
+            return proc.wait(), interrupted
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            _stop_group(proc.pid)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        _stop_group(proc.pid)
 
 
 def _stop_group(pgid: int) -> None:

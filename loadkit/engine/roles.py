@@ -142,6 +142,9 @@ class _Judging:
             from loadkit.engine.webui import install as install_tab
 
             install_tab(environment, self.live)
+        self.interrupted = False
+        if self.headless:
+            gevent.signal_handler(signal.SIGINT, self.on_interrupt)
         gevent.spawn(self.monitor)
 
     # --- what differs between local and master -----------------------------------------------
@@ -149,7 +152,7 @@ class _Judging:
     def workers(self) -> int:
         return 1
 
-    def arrivals(self, at: float | None = None) -> Arrivals:
+    def arrivals(self) -> Arrivals:
         raise NotImplementedError
 
     def sample_cpu(self, session: RunSession) -> None:
@@ -193,6 +196,22 @@ class _Judging:
         cut here, not when the users have finished stopping."""
         if self.session is not None and self.session.stopping_at is None:
             self.session.stopping_at = time.time()
+
+    def on_interrupt(self) -> None:
+        """Ctrl-C (SIGINT) of a headless run: end the test as its plan's end would (users finish
+        their task, workers send their last figures); Locust then quits and the run is judged as
+        interrupted. Left to Locust's KeyboardInterrupt, it would land in whichever user greenlet
+        happens to run. Before a test starts (or with a locustfile's own shape): Locust's own
+        Ctrl-C. Once the test is ending, further Ctrl-Cs are ignored: the reports get written."""
+        session = self.session
+        shape = self.environment.shape_class
+        if session is None or session.t0 is None or not isinstance(shape, PlanShape):
+            raise KeyboardInterrupt
+        if self.interrupted or session.judged:
+            return
+        self.interrupted = True
+        log.info("loadkit: interrupted: ending the test, then judging what ran")
+        shape.end()
 
     def on_quitting(self, **_kw: Any) -> None:
         """Locust is exiting: judge the test if nobody did. Interrupted (SIGINT/SIGTERM) while
@@ -242,7 +261,7 @@ class _Judging:
             if now - last_snapshot >= SNAPSHOT_EVERY_S:
                 last_snapshot = now
                 known = self.known_until(now)
-                session.write_snapshot(self.arrivals(at=known), self.generator(until=known), now=known)
+                session.write_snapshot(self.arrivals(), self.generator(until=known), now=known)
             if self.headless and now - last_progress >= PROGRESS_EVERY_S:
                 last_progress = now
                 try:
@@ -261,7 +280,8 @@ class _Judging:
         session.judged = True
         now = time.time()
         cut = min(session.stopping_at or now, now)
-        evidence = session.evidence(self.arrivals(at=cut), self.generator(until=cut), finished=cut)
+        # arrivals are counted up to now: every slot taken while stopping was due by now
+        evidence = session.evidence(self.arrivals(), self.generator(until=cut), finished=cut)
         evidence["ending"] = session.ending(cut, stopped_how=stopped_how)
         evidence["baseline"] = session.baseline
         self.integrity(session, evidence)
@@ -313,9 +333,9 @@ class LocalRole(_Pacing, _Judging):
         _Judging.__init__(self, environment, session, web_ui)
         self.start_pacing(session)
 
-    def arrivals(self, at: float | None = None) -> Arrivals:
+    def arrivals(self) -> Arrivals:
         session = self.session
-        return session.pacer.counts(at) if session and session.pacer else dict(EMPTY_ARRIVALS)  # type: ignore[return-value]
+        return session.pacer.counts() if session and session.pacer else dict(EMPTY_ARRIVALS)  # type: ignore[return-value]
 
     def sample_cpu(self, session: RunSession) -> None:
         session.cpu.sample()
@@ -349,7 +369,8 @@ class MasterRole(_Judging):
         return [c.id for c in runner.clients.values() if c.state != "missing" and c.id not in self.strangers]
 
     def workers(self) -> int:
-        return max(len(self._ours()), self.session.health.max_workers if self.session else 0)
+        members = [w for w in self._ours() if w in self.members]
+        return max(len(members), self.session.health.max_workers if self.session else 0)
 
     def known_until(self, now: float) -> float:
         """The figures are complete up to the oldest of the workers' last reports."""
@@ -360,7 +381,7 @@ class MasterRole(_Judging):
         expected = self.start_message["workers"] if self.start_message else None
         return {"workers_expected": expected, "strangers": list(self.strangers)}
 
-    def arrivals(self, at: float | None = None) -> Arrivals:
+    def arrivals(self) -> Arrivals:
         total = dict(EMPTY_ARRIVALS)
         for counts in self.worker_arrivals.values():
             for key in total:
@@ -374,7 +395,7 @@ class MasterRole(_Judging):
     def watch_workers(self, session: RunSession) -> None:
         runner = self.environment.runner
         assert isinstance(runner, MasterRunner)
-        clients = [c for c in runner.clients.values() if c.id not in self.strangers]
+        clients = [c for c in runner.clients.values() if c.id in self.members]  # said they are ours
         session.health.observe_workers(
             alive=[c.id for c in clients if c.state != "missing"],
             missing=[c.id for c in clients if c.state == "missing"],
