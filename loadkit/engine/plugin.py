@@ -11,12 +11,16 @@ role adds its own listeners to that environment's events.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from types import TracebackType
 from typing import Any, NoReturn
 
+import psutil
 from locust import events
 from locust.env import Environment
+from locust.exception import RPCError
 from locust.runners import WorkerRunner
 
 import loadkit.engine.options  # noqa: F401  (registers --plan and the other options)
@@ -119,6 +123,26 @@ def _fail_setup(message: str) -> NoReturn:
     sys.stderr.flush()
     raise SystemExit(EXIT_USAGE)
 
+
+def _master_port_taken(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None, *, previous: Any
+) -> None:
+    """Locust's master could not bind its port (another process took it first): one line and
+    exit 3 (`loadkit run` then tries another port), instead of Locust's traceback and a process
+    that never exits (its zmq context waits for the socket that failed). The workers Locust
+    forked for this master go too: they would wait for it for minutes."""
+    if not (issubclass(exc_type, RPCError) and "Socket bind failure" in str(exc)):
+        previous(exc_type, exc, tb)
+        return
+    sys.stderr.write(f"loadkit: the Locust master could not listen for its workers: {exc}\n")
+    sys.stderr.flush()
+    for child in psutil.Process().children():
+        child.kill()
+    os._exit(EXIT_USAGE)
+
+
+_previous_hook = sys.excepthook
+sys.excepthook = lambda t, e, tb: _master_port_taken(t, e, tb, previous=_previous_hook)
 
 _plugin: LoadkitPlugin | None = None
 

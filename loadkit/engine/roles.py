@@ -352,7 +352,13 @@ class MasterRole(_Judging):
     def __init__(self, environment: Environment, session: RunSession, web_ui: Any) -> None:
         super().__init__(environment, session, web_ui)
         self.worker_arrivals: dict[str, Arrivals] = {}
-        self.run_id: str | None = getattr(environment.parsed_options, "run_id", None)
+        options = environment.parsed_options
+        self.run_id: str | None = getattr(options, "run_id", None)
+        if options is not None and hasattr(options, "run_id"):
+            # Locust copies the master's custom options into each worker's with every spawn
+            # message, and a worker joining a test under way gets one before it can say which
+            # run it is of: its run id would become ours. Keep ours out of what is sent.
+            del options.run_id
         self.members: set[str] = set()
         self.strangers: list[str] = []
         self.start_message: StartMessage | None = None
