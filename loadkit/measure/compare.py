@@ -1,16 +1,19 @@
 """Two runs' key figures side by side: the one comparison behind `loadkit compare` and the
 baseline gate (`loadkit run --baseline`).
 
-A change counts only when it is larger than all of: a relative tolerance (a share of the
-baseline), an absolute floor (1 ms of latency, 1 req/s, 0.1 point of error rate) and the runs' own
+A change counts only when it is larger than all of: a relative tolerance (10% of the baseline by
+default), an absolute floor (2 ms of latency, 1 req/s, 0.1 point of error rate) and the runs' own
 noise. Without the floor, two identical runs of a 2-ms service differ by a "worse" +0.3 ms; without
-the noise, a short run's p99 moves more than any sane tolerance from one run to the next.
+the noise, a short run's p99 moves more than any sane tolerance from one run to the next. What no
+single run can show is how much a shared machine's load changes between runs: compare runs made
+under the same conditions.
 
 The noise of a figure is estimated from each run alone and combined as independent errors:
 - QPS held: the spread of the per-second successes in the gate window (standard error of the mean);
 - a latency percentile: the spread of that percentile over the 5-s windows of the gate, and the
-  order-statistic error of a sample quantile, sqrt(q(1-q)/n) / density, with the density read off
-  the neighbouring percentiles (p95..p99 for p99);
+  order-statistic error of a sample quantile (the latencies at the quantiles one standard error of
+  the rank, sqrt(q(1-q)/n), either side, read off the run's own percentiles up to its max, with an
+  exponential tail between them);
 - the error rate: the binomial error sqrt(p(1-p)/n).
 """
 
@@ -20,6 +23,7 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from typing import Any, Literal, TypedDict
 
 from loadkit.plan import Plan, PlanError, parse_plan
@@ -29,14 +33,8 @@ Kind = Literal["qps", "latency", "error_rate"]
 UNITS: dict[str, str] = {"qps": "req/s", "latency": "ms", "error_rate": "fraction"}
 LATENCY_KEYS = ("p50", "p95", "p99")
 ENDPOINT_LATENCY_KEYS = ("p95", "p99")
-# (percentile, lower neighbour, its quantile, upper neighbour, its quantile): the density near a
-# percentile is read off the percentiles around it
-_NEIGHBOURS = {
-    "p50": ("p50", 0.50, "p90", 0.90),
-    "p95": ("p90", 0.90, "p99", 0.99),
-    "p99": ("p95", 0.95, "p99", 0.99),
-}
 _QUANTILE = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
+_KNOWN = (("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99))  # and the max, in every summary
 WINDOW_S = 5  # the latency time series holds one value per 5-s window, repeated for each second
 
 
@@ -44,8 +42,8 @@ WINDOW_S = 5  # the latency time series holds one value per 5-s window, repeated
 class Tolerance:
     """How much a figure may move before it counts as a change (the largest of the four)."""
 
-    relative: float = 0.05  # share of the baseline figure
-    latency_ms: float = 1.0
+    relative: float = 0.10  # share of the baseline figure
+    latency_ms: float = 2.0
     qps: float = 1.0
     error_rate: float = 0.001
     noise_sigmas: float = 3.0  # standard errors of the two runs' combined noise
@@ -107,21 +105,23 @@ def compare(
             "error_rate", None, "error_rate", runs, ("error_rate",), [_rate_noise(r) for r in runs], tolerance
         ),
     ]
+    spread = {
+        key: [_window_noise(r, g, key) for r, g in zip(runs, gates, strict=True)] for key in LATENCY_KEYS
+    }
     for key in LATENCY_KEYS:
-        noises = [
-            _max(_window_noise(r, g, key), _quantile_noise(r, key)) for r, g in zip(runs, gates, strict=True)
-        ]
+        noises = [_max(spread[key][i], _quantile_noise(runs[i], key)) for i in range(2)]
         rows.append(_row(f"latency_{key}_ms", None, "latency", runs, ("latency_ms", key), noises, tolerance))
     endpoints = [dict(r.get("endpoints") or {}) for r in runs]
     for name in sorted(set(endpoints[0]) & set(endpoints[1])):
         pair = (endpoints[0][name] or {}, endpoints[1][name] or {})
         for key in ENDPOINT_LATENCY_KEYS:
-            noises = [_quantile_noise(ep, key) for ep in pair]
-            rows.append(
-                _row(
-                    f"{name} latency_{key}_ms", name, "latency", pair, ("latency_ms", key), noises, tolerance
-                )
-            )
+            # an endpoint has no time series of its own: the run's spread over time, in proportion
+            noises = [
+                _max(_quantile_noise(pair[i], key), _scaled(spread[key][i], pair[i], runs[i], key))
+                for i in range(2)
+            ]
+            figure = f"{name} latency_{key}_ms"
+            rows.append(_row(figure, name, "latency", pair, ("latency_ms", key), noises, tolerance))
     return rows
 
 
@@ -208,25 +208,44 @@ def _window_noise(run: Mapping[str, Any], gate: tuple[float, float] | None, key:
 
 
 def _gate_series(run: Mapping[str, Any], gate: tuple[float, float] | None, key: str, *, step: int) -> list:
-    """The values of a time series inside the gate window (whole windows only for step 5)."""
+    """The values of a time series in the gate window: one per second (step 1), or one per 5-s
+    window that overlaps it (step 5: the series repeats each window's value for its seconds)."""
     if gate is None:
         return []
     series = (run.get("timeseries") or {}).get(key) or []
-    start, end = math.ceil(gate[0] / step) * step, int(gate[1])
-    return [series[s] for s in range(start, min(end, len(series)), step) if s + step <= end]
+    start = math.floor(gate[0] / step) * step
+    end = math.ceil(gate[1]) if step > 1 else math.floor(gate[1])  # no partial last second
+    return [series[s] for s in range(start, min(end, len(series)), step)]
 
 
 def _quantile_noise(figures: Mapping[str, Any], key: str) -> float | None:
-    """Order-statistic standard error of a sample percentile: sqrt(q(1-q)/n) / density, the
-    density read off the neighbouring percentiles."""
+    """Order-statistic error of a sample percentile: the latencies at the quantiles one standard
+    error of the rank away, q +- sqrt(q(1-q)/n), read off the run's own percentiles (p50, p90,
+    p95, p99 and the max, the slowest of n at about 1 - 1/2n); half their distance. A p99 of 200
+    requests is the second-slowest of them: it may be anywhere up to the slowest."""
     lat = figures.get("latency_ms") or {}
     count = _count(figures)
-    lo_key, lo_q, hi_key, hi_q = _NEIGHBOURS[key]
-    lo, hi = lat.get(lo_key), lat.get(hi_key)
-    if not count or lo is None or hi is None:
+    if not count:
         return None
     q = _QUANTILE[key]
-    return math.sqrt(q * (1 - q) / count) * max(0.0, hi - lo) / (hi_q - lo_q)
+    d = math.sqrt(q * (1 - q) / count)
+    lo, hi = _value_at(lat, q - d, count), _value_at(lat, q + d, count)
+    return (hi - lo) / 2 if lo is not None and hi is not None else None
+
+
+def _value_at(latency: Mapping[str, Any], q: float, count: float) -> float | None:
+    """The latency at quantile `q`, between the known percentiles: linear in -log(1 - q), the way
+    an exponential tail runs (linear in q would put most of the top 1% near the max)."""
+    points = [*_KNOWN, ("max", 1 - 0.5 / max(count, 1.0))]  # the slowest of n
+    values = [(at, latency.get(k)) for k, at in points]
+    known = [(-math.log(1 - at), float(v)) for at, v in values if isinstance(v, int | float)]
+    if len(known) < 2:
+        return None
+    x = min(max(-math.log(1 - min(q, 1 - 1e-12)), known[0][0]), known[-1][0])
+    for (x0, v0), (x1, v1) in pairwise(known):
+        if x <= x1:
+            return v0 + (v1 - v0) * (x - x0) / (x1 - x0) if x1 > x0 else v1
+    return known[-1][1]
 
 
 def _rate_noise(run: Mapping[str, Any]) -> float | None:
@@ -243,6 +262,12 @@ def _count(figures: Mapping[str, Any]) -> float | None:
     if isinstance(requests, Mapping):
         return _get(requests, ("count",))
     return _get(figures, ("requests",))
+
+
+def _scaled(noise: float | None, part: Mapping[str, Any], whole: Mapping[str, Any], key: str) -> float | None:
+    """The run's noise of a percentile, in proportion to an endpoint's value of it."""
+    mine, overall = _get(part, ("latency_ms", key)), _get(whole, ("latency_ms", key))
+    return noise * mine / overall if noise is not None and mine is not None and overall else None
 
 
 def _combined(noises: Sequence[float | None]) -> float | None:
