@@ -54,22 +54,6 @@ def test_compare_two_runs_of_the_same_target_says_same(tmp_path, target):
     assert " worse" not in output
 
 
-def test_compare_refuses_runs_of_different_plans(tmp_path):
-    for name, plan in (("a", "one"), ("b", "two")):
-        (tmp_path / name).mkdir()
-        doc = {
-            "tool": "loadkit",
-            "verdict": "pass",
-            "plan": {"name": plan},
-            "started_at": "2026-11-24T08:00:00",
-        }
-        (tmp_path / name / "summary.json").write_text(json.dumps(doc))
-    code, output = loadkit(tmp_path, "compare", "a", "b")
-    assert code == 3 and "runs of different plans" in output and "Traceback" not in output, output
-    code, output = loadkit(tmp_path, "compare", "a", "b", "--any-plan")
-    assert code == 0 and "warning: the plans differ: plan 'one' vs 'two'" in output, output
-
-
 def test_baseline_gate_fails_a_slower_target_and_passes_the_same_one(tmp_path, target):
     plan = plan_file(tmp_path)
     usual, slower = target("delay:20"), target("delay:30")  # +50% latency
