@@ -240,7 +240,7 @@ LIVE_NAME = ".live.json"
 
 class Snapshot(TypedDict):
     """What the judging process knows while a test runs, written to the report directory every
-    few seconds (`write_snapshot`) and removed once the run's reports are written. If Locust dies
+    5 seconds (`write_snapshot`) and removed once the run's reports are written. If Locust dies
     (kill -9, out of memory), `loadkit run` builds the summary from the last one."""
 
     t0: float  # epoch seconds of plan time 0
@@ -254,7 +254,7 @@ def write_snapshot(run_dir: Path, snapshot: Snapshot) -> None:
     """Atomically (a reader sees the previous snapshot or this one, never half of one)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     tmp = run_dir / f"{LIVE_NAME}.{os.getpid()}.tmp"
-    tmp.write_bytes(orjson.dumps(json_safe(snapshot)))
+    tmp.write_bytes(orjson.dumps(snapshot))  # orjson writes NaN as null and tuples as arrays
     os.replace(tmp, run_dir / LIVE_NAME)
 
 

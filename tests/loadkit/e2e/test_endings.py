@@ -129,7 +129,7 @@ def test_locust_killed_mid_run_still_gets_its_reports(tmp_path, target, start_lo
     server = target("fast")
     run = start_loadkit(str(long_plan(tmp_path)), "--headless", "--host", server.url, "--processes", "2")
     run.wait_for_gate()
-    time.sleep(2 * 3.0)  # two of the workers' report intervals into the gate: some figures are in
+    time.sleep(8.0)  # a snapshot (every 5 s) with the workers' reports (every 3 s) of the gate
     locust = run.locust()
     workers = locust.children()
     assert len(workers) == 2, workers
