@@ -79,6 +79,26 @@ def test_ctrl_c_writes_a_partial_report_that_says_so(tmp_path, target, start_loa
     assert [(r["ending"], r["verdict"]) for r in runs] == [("interrupted", "inconclusive")]
 
 
+def test_ctrl_c_still_fails_a_budget_that_failed_in_the_part_that_ran(tmp_path, target, start_loadkit):
+    server = target("capped")  # serves 150 requests/s at most
+    plan = plain_plan(
+        [
+            {"name": "warmup", "duration": "2s", "qps": 200, "users": 60},
+            {"name": "hold", "duration": "20s", "qps": 200, "users": 60, "gate": True},
+        ],
+        {"qps_min": 190, "latency_ms": {"p99": 5000}},
+    )
+    run = start_loadkit(str(write_plan(tmp_path, plan)), "--headless", "--host", server.url)
+    run.wait_for_gate()
+    run.proc.send_signal(signal.SIGINT)
+    code, output = run.finish()
+    assert code == 1, output[-3000:]
+    summary = run.summary
+    assert summary["ending"]["how"] == "interrupted" and summary["verdict"] == "fail"
+    assert any(c["name"] == "qps_min" and not c["ok"] for c in summary["checks"])
+    assert any(r.startswith("The run was interrupted at ") for r in summary["reasons"])
+
+
 def test_an_abort_at_a_100_percent_error_rate_says_what_happened(tmp_path, target, run_loadkit):
     server = target("error")
     plan = plain_plan(
