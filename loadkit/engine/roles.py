@@ -55,8 +55,8 @@ from loadkit.reports.progress import closing_lines, progress_line
 log = logging.getLogger("loadkit")
 
 PROGRESS_EVERY_S = 5.0
-# How much a run whose Locust dies can lose. A snapshot of a 10-minute plan costs ~10 ms of the
-# event loop, so not more often, and half-way between progress lines.
+# How much a run whose Locust dies can lose. A snapshot of a 10-minute plan costs 5-10 ms of the
+# event loop (BENCHMARKS.md), so not more often, and half-way between progress lines.
 SNAPSHOT_EVERY_S = 5.0
 RUNNING = ("spawning", "running")
 DEFAULT_STOP_TIMEOUT_S = 10.0
@@ -452,7 +452,7 @@ class MasterRole(_Judging):
     def _expel(self, node: str, reason: str) -> None:
         """Tell a worker of another run to quit and forget it, without ending this run: Locust's
         own handling of a worker that quits (rebalancing its users onto ours) when other workers
-        remain, else just dropping it (it had no users yet)."""
+        remain; else just dropping it (Locust's handling would end this run with its last worker)."""
         runner = self.environment.runner
         assert isinstance(runner, MasterRunner)
         refused: RefusedMessage = {"reason": reason}
