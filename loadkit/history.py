@@ -1,8 +1,10 @@
-"""Run history: one SQLite row per run, so a run can be compared with an earlier one (a baseline).
+"""Run history: one SQLite row per run, so a run can be compared with an earlier one (a baseline)
+and a plan's trend shown over its last runs.
 
 The key figures get their own columns (listing and filtering need no JSON parsing); the whole
-summary is kept too, so any figure can be compared later. Several runs may finish at once (CI
-jobs sharing a directory): each write is one short transaction and waits for the lock.
+summary is kept too, so any figure can be compared later (`measure/compare.py`). Several runs may
+finish at once (CI jobs sharing a directory): each write is one short transaction and waits for
+the lock. A history written by an older loadkit gets the newer columns on first use.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Mapping
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import orjson
 
@@ -20,7 +22,7 @@ from loadkit.measure.summary import json_safe
 
 DB_NAME = "loadkit-history.sqlite3"
 LOCK_TIMEOUT_S = 30.0
-TOLERANCE = 0.05  # relative change a comparison ignores as noise
+TREND_RUNS = 10  # runs of a plan shown in a report's trend
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -31,6 +33,7 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at TEXT,
     finished_at TEXT,
     verdict TEXT,
+    ending TEXT,
     exit_code INTEGER,
     qps_target REAL,
     qps_held REAL,
@@ -45,19 +48,24 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_by_plan ON runs (plan, id);
 """
+# columns added after the first release: (name, type, how to fill it from the stored summary)
+_ADDED_COLUMNS = (("ending", "TEXT", "$.ending.how"),)
 _LIST_COLUMNS = (
-    "id, plan, plan_file, host, started_at, finished_at, verdict, exit_code, qps_target, qps_held, "
+    "id, plan, plan_file, host, started_at, finished_at, verdict, ending, exit_code, qps_target, qps_held, "
     "p50_ms, p95_ms, p99_ms, error_rate, requests, run_dir, recorded_at"
 )
 
-# (figure, how to read it from a summary, True when higher is better)
-FIGURES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
-    ("qps_held", ("qps", "held"), True),
-    ("latency_p50_ms", ("latency_ms", "p50"), False),
-    ("latency_p95_ms", ("latency_ms", "p95"), False),
-    ("latency_p99_ms", ("latency_ms", "p99"), False),
-    ("error_rate", ("error_rate",), False),
-)
+
+class TrendPoint(TypedDict):
+    """One earlier run of a plan, as a report's trend shows it."""
+
+    id: int
+    started_at: str | None
+    verdict: str | None
+    ending: str | None  # completed, interrupted, ... (None for runs recorded before it existed)
+    qps_held: float | None
+    p99_ms: float | None
+    run_dir: str | None
 
 
 class HistoryError(Exception):
@@ -66,6 +74,12 @@ class HistoryError(Exception):
 
 def default_db_path(directory: str | Path | None = None) -> Path:
     return Path(directory if directory is not None else Path.cwd()) / DB_NAME
+
+
+def db_for(history_db: str | Path | None, report_dir: Path) -> Path:
+    """The history a run is recorded in: `history_db` when given, else the default file beside
+    its report directory (reports/loadkit-history.sqlite3 for reports/<plan>-<time>/)."""
+    return Path(history_db) if history_db else report_dir.parent / DB_NAME
 
 
 def _resolve(db_path: str | Path | None) -> Path:
@@ -81,9 +95,25 @@ def _connect(path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT_S)
         conn.row_factory = sqlite3.Row
         conn.executescript(_SCHEMA)
+        _migrate(conn)
     except sqlite3.Error as exc:
         raise HistoryError(f"{path}: cannot use as a run history: {exc}") from None
     return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Add the columns an older history lacks, filled from each run's stored summary."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    for name, kind, path in _ADDED_COLUMNS:
+        if name in have:
+            continue
+        try:
+            with conn:
+                conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+                conn.execute(f"UPDATE runs SET {name} = json_extract(summary, ?)", (path,))
+        except sqlite3.OperationalError as exc:
+            if "duplicate column" not in str(exc):  # another process migrated it first
+                raise
 
 
 def record_run(db_path: str | Path | None, summary: Mapping[str, Any], run_dir: str | Path | None) -> int:
@@ -97,6 +127,7 @@ def record_run(db_path: str | Path | None, summary: Mapping[str, Any], run_dir: 
         "started_at": summary.get("started_at"),
         "finished_at": summary.get("finished_at"),
         "verdict": summary.get("verdict"),
+        "ending": (summary.get("ending") or {}).get("how"),
         "exit_code": summary.get("exit_code"),
         "qps_target": _get(summary, ("qps", "target")),
         "qps_held": _get(summary, ("qps", "held")),
@@ -157,34 +188,56 @@ def get_run(db_path: str | Path | None, run_id: int) -> dict[str, Any] | None:
     return run
 
 
-def compare(
-    summary: Mapping[str, Any], baseline_summary: Mapping[str, Any], *, tolerance: float = TOLERANCE
-) -> list[dict[str, Any]]:
-    """Per key figure: baseline, current, delta, delta_pct and `worse` (moved the bad way by more
-    than `tolerance` of the baseline; any increase from a zero baseline). Missing figures give
-    None deltas and are never called worse."""
-    out = []
-    for figure, keys, higher_is_better in FIGURES:
-        base, cur = _get(baseline_summary, keys), _get(summary, keys)
-        delta = delta_pct = None
-        worse = False
-        if base is not None and cur is not None:
-            delta = cur - base
-            delta_pct = round(delta / base * 100, 2) if base else None
-            bad = -delta if higher_is_better else delta
-            worse = bad > tolerance * abs(base) if base else bad > 0
-            delta = round(delta, 6)
-        out.append(
-            {
-                "figure": figure,
-                "baseline": base,
-                "current": cur,
-                "delta": delta,
-                "delta_pct": delta_pct,
-                "worse": worse,
-            }
-        )
-    return out
+def plans(db_path: str | Path | None) -> list[str]:
+    """The plans the history has runs of, by name."""
+    path = _resolve(db_path)
+    if not path.is_file():
+        return []
+    with closing(_connect(path)) as conn:
+        try:
+            return [row[0] for row in conn.execute("SELECT DISTINCT plan FROM runs ORDER BY plan")]
+        except sqlite3.Error as exc:
+            raise HistoryError(f"{path}: cannot read the run history: {exc}") from None
+
+
+def last_pass(db_path: str | Path | None, plan: str) -> dict[str, Any] | None:
+    """The newest passing run of `plan` that ran its whole plan, with its summary; None if none."""
+    path = _resolve(db_path)
+    if not path.is_file():
+        return None
+    query = (
+        "SELECT id FROM runs WHERE plan = ? AND verdict = 'pass' "
+        "AND (ending IS NULL OR ending = 'completed') ORDER BY id DESC LIMIT 1"
+    )
+    with closing(_connect(path)) as conn:
+        try:
+            row = conn.execute(query, (plan,)).fetchone()
+        except sqlite3.Error as exc:
+            raise HistoryError(f"{path}: cannot read the run history: {exc}") from None
+    return get_run(path, int(row[0])) if row is not None else None
+
+
+def trend(
+    db_path: str | Path | None, plan: str, *, until: str | None = None, limit: int = TREND_RUNS
+) -> list[TrendPoint]:
+    """The last `limit` runs of `plan` that started no later than `until` (ISO time), oldest
+    first: what a report shows as the plan's trend. [] without a history."""
+    path = _resolve(db_path)
+    if not path.is_file():
+        return []
+    query = "SELECT id, started_at, verdict, ending, qps_held, p99_ms, run_dir FROM runs WHERE plan = ?"
+    params: list[Any] = [plan]
+    if until is not None:
+        query += " AND started_at <= ?"
+        params.append(until)
+    query += " ORDER BY id DESC LIMIT ?"
+    params.append(max(0, int(limit)))
+    with closing(_connect(path)) as conn:
+        try:
+            rows = [dict(r) for r in conn.execute(query, params)]
+        except sqlite3.Error as exc:
+            raise HistoryError(f"{path}: cannot read the run history: {exc}") from None
+    return [TrendPoint(**row) for row in reversed(rows)]  # type: ignore[typeddict-item]
 
 
 def _get(doc: Mapping[str, Any], keys: tuple[str, ...]) -> float | None:

@@ -3,6 +3,9 @@
 - master -> workers, custom message `loadkit:start`: `StartMessage`, once per test.
 - workers -> master, inside Locust's `report_to_master` data under the key "loadkit":
   `WorkerReport`, every report interval (3 s) and once more at the end.
+- worker -> master, custom message `loadkit:hello`: `HelloMessage`, once, right after it
+  connects: the run it belongs to. A master of another run answers `loadkit:refused`
+  (`RefusedMessage`) and Locust's own `quit`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from loadkit.measure.recorder import DeltaError, RecorderDelta
 from loadkit.measure.told import Told, ToldError, check_told
 
 START_MESSAGE = "loadkit:start"
+HELLO_MESSAGE = "loadkit:hello"
+REFUSED_MESSAGE = "loadkit:refused"
 
 
 class StartMessage(TypedDict):
@@ -28,6 +33,14 @@ class WorkerReport(TypedDict):
     arrivals: Arrivals  # cumulative counts of this worker's pacer
     cpu: list[tuple[float, float]]  # (epoch second, percent of one core) samples since the last report
     told: list[Told]  # grants users were told about since the last report (JsonUser; else empty)
+
+
+class HelloMessage(TypedDict):
+    run_id: str | None  # the run this worker belongs to (--run-id, LOADKIT_RUN_ID); None: not given
+
+
+class RefusedMessage(TypedDict):
+    reason: str  # why the master refused this worker (a sentence for the worker's log)
 
 
 def check_report(payload: Any) -> WorkerReport:

@@ -33,6 +33,27 @@ def add_options(parser: Any, **_kw: Any) -> None:
         help="Admin token of the mock platform: seed it from the plan and audit its ledger",
     )
     parser.add_argument(
+        "--run-id",
+        env_var="LOADKIT_RUN_ID",
+        default=None,
+        help="Id of this load test: a master refuses workers of another run id (set by `loadkit run`; "
+        "give the same to remote workers)",
+    )
+    parser.add_argument(
+        "--baseline",
+        env_var="LOADKIT_BASELINE",
+        default=None,
+        help="Compare with an earlier run of the plan and fail on a regression: a report directory, "
+        "last-pass (the newest passing run in the history) or history:<id>",
+    )
+    parser.add_argument(
+        "--max-regression",
+        env_var="LOADKIT_MAX_REGRESSION",
+        default="10%",
+        help="With --baseline: how much worse a figure may get (relative, e.g. 10%%; absolute floors "
+        "and the runs' own noise are allowed besides)",
+    )
+    parser.add_argument(
         "--history-db",
         env_var="LOADKIT_HISTORY_DB",
         default=None,

@@ -11,15 +11,21 @@ role adds its own listeners to that environment's events.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, NoReturn
 
+import psutil
 from locust import events
 from locust.env import Environment
+from locust.exception import RPCError
 from locust.runners import WorkerRunner
 
 import loadkit.engine.options  # noqa: F401  (registers --plan and the other options)
+from loadkit import baseline as baselines
+from loadkit import history
 from loadkit.engine.rehearsal import Rehearsal, RehearsalSetupError
 from loadkit.engine.roles import (
     LocalRole,
@@ -30,7 +36,10 @@ from loadkit.engine.roles import (
     quiet_gc,
 )
 from loadkit.engine.session import RunSession
-from loadkit.plan import PLACEHOLDERS, PlanError, load_plan
+from loadkit.measure.compare import parse_fraction
+from loadkit.measure.figures import BaselineInput
+from loadkit.plan import PLACEHOLDERS, Plan, PlanError, load_plan
+from loadkit.plan.durations import format_duration
 from loadkit.plan.safety import UnsafeHostError, check_host
 from loadkit.rehearsal.mock_admin import MockAdmin
 from loadkit.rehearsal.service import ServiceCommandError
@@ -64,6 +73,11 @@ class LoadkitPlugin:
             plan = load_plan(plan_path)
         except PlanError as exc:
             _fail_setup(str(exc))
+        if getattr(options, "run_time", None):
+            _fail_setup(
+                f"--run-time does not apply with --plan: the plan's stages set the run's length "
+                f"({format_duration(plan.duration_s)}); shorten the stages in {plan_path} instead"
+            )
         # with a service under test, it is the target; the host given (the mock's) is the platform
         host = plan.service.host if plan.service is not None else environment.host or plan.host
         if not host:
@@ -87,6 +101,7 @@ class LoadkitPlugin:
         report_dir = (
             Path(options.report_dir) if getattr(options, "report_dir", None) else default_run_dir(plan.name)
         )
+        baseline = _baseline(options, plan, report_dir)  # before the service starts: it may refuse
         rehearsal = None
         if Rehearsal.wanted(plan):
             rehearsal = Rehearsal(plan, mock=mock, run_dir=report_dir)
@@ -97,7 +112,7 @@ class LoadkitPlugin:
                 _fail_setup(f"{plan_path}: {exc}")
             host = rehearsal.host or host
         environment.host = host
-        session = RunSession(plan, report_dir=report_dir, mock=mock, host=host)
+        session = RunSession(plan, report_dir=report_dir, mock=mock, host=host, baseline=baseline)
         role = judging_role(environment, session, web_ui)
         role.rehearsal = rehearsal
         return cls(environment, role)
@@ -108,12 +123,47 @@ def _sample(template: str) -> str:
     return template.format(**dict.fromkeys(PLACEHOLDERS, "1"))
 
 
-def _fail_setup(message: str) -> None:
+def _baseline(options: Any, plan: Plan, report_dir: Path) -> BaselineInput | None:
+    """--baseline, resolved before any request: a baseline that cannot be used is a usage error."""
+    spec = getattr(options, "baseline", None)
+    if not spec:
+        return None
+    try:
+        limit = parse_fraction(getattr(options, "max_regression", None) or "10%")
+        return baselines.resolve(spec, plan.name, history.db_for(options.history_db, report_dir), limit)
+    except ValueError as exc:
+        _fail_setup(f"--max-regression: {exc}")
+    except baselines.BaselineError as exc:
+        _fail_setup(str(exc))
+    return None
+
+
+def _fail_setup(message: str) -> NoReturn:
     """A usage or configuration error: say it plainly and exit 3 before any request."""
     sys.stderr.write(f"loadkit: {message}\n")
     sys.stderr.flush()
     raise SystemExit(EXIT_USAGE)
 
+
+def _master_port_taken(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None, *, previous: Any
+) -> None:
+    """Locust's master could not bind its port (another process took it first): one line and
+    exit 3 (`loadkit run` then tries another port), instead of Locust's traceback and a process
+    that never exits (its zmq context waits for the socket that failed). The workers Locust
+    forked for this master go too: they would wait for it for minutes."""
+    if not (issubclass(exc_type, RPCError) and "Socket bind failure" in str(exc)):
+        previous(exc_type, exc, tb)
+        return
+    sys.stderr.write(f"loadkit: the Locust master could not listen for its workers: {exc}\n")
+    sys.stderr.flush()
+    for child in psutil.Process().children():
+        child.kill()
+    os._exit(EXIT_USAGE)
+
+
+_previous_hook = sys.excepthook
+sys.excepthook = lambda t, e, tb: _master_port_taken(t, e, tb, previous=_previous_hook)
 
 _plugin: LoadkitPlugin | None = None
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from loadkit.engine.clock import PlanClock, set_plan_clock
 from loadkit.engine.pacing import ArrivalPacer
-from loadkit.measure.figures import Arrivals, Ending, EndingHow, Evidence, Generator, iso
+from loadkit.measure.figures import Arrivals, BaselineInput, Ending, EndingHow, Evidence, Generator, iso
 from loadkit.measure.generator import CpuSampler, GeneratorHealth
 from loadkit.measure.recorder import Recorder
+from loadkit.measure.summary import LIVE_NAME, Snapshot, write_snapshot
 from loadkit.measure.told import ToldLog
 from loadkit.measure.verdict import judge
 from loadkit.plan import Plan
@@ -32,11 +33,13 @@ class RunSession:
         report_dir: Path | None = None,
         mock: MockAdmin | None = None,
         host: str | None = None,
+        baseline: BaselineInput | None = None,
     ) -> None:
         self.plan = plan
         self.host = host
         self.report_dir = report_dir
         self.mock = mock
+        self.baseline = baseline
         self.recorder = Recorder(plan)
         self.told = ToldLog()  # grants the users were told about (JsonUser), for reconciliation
         self.pacer: ArrivalPacer | None = None
@@ -44,6 +47,7 @@ class RunSession:
         self.health = GeneratorHealth()
         self.t0: float | None = None
         self.started_at: float | None = None
+        self.stopping_at: float | None = None  # when the test began to stop (figures are cut there)
         self.abort_reason: str | None = None
         self.setup_problem: str | None = None
         self.halted: str | None = None  # why loadkit stopped the run (the service died), judged apart
@@ -70,6 +74,7 @@ class RunSession:
         `phase` offsets this process's arrival slots so that N workers interleave theirs."""
         self.t0 = t0
         self.started_at = time.time()
+        self.stopping_at = None
         self.recorder = Recorder(self.plan)
         self.recorder.start(t0)
         self.told = ToldLog()
@@ -169,3 +174,27 @@ class RunSession:
         if self.setup_problem:
             evidence["abort"] = {"reason": self.setup_problem}
         return evidence
+
+    # --- the live snapshot (summary.Snapshot) ----------------------------------------------------
+
+    def write_snapshot(self, arrivals: Arrivals, generator: Generator, *, now: float) -> None:
+        """What this test knows at `now`, in the report directory: if the process dies, the CLI
+        writes the reports from it. A failure to write is logged, never raised (the run goes on)."""
+        if self.report_dir is None or self.t0 is None or self.judged:
+            return
+        snapshot: Snapshot = {
+            "t0": self.t0,
+            "started_at": self.started_at or now,
+            "written_at": now,
+            "host": self.host,
+            "evidence": self.evidence(arrivals, generator, finished=now),
+        }
+        try:
+            write_snapshot(self.report_dir, snapshot)
+        except OSError as exc:
+            log.warning("loadkit: could not write the live snapshot in %s: %s", self.report_dir, exc)
+
+    def drop_snapshot(self) -> None:
+        """The reports are written: a snapshot left behind would read as a generator that died."""
+        if self.report_dir is not None:
+            (self.report_dir / LIVE_NAME).unlink(missing_ok=True)

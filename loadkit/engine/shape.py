@@ -28,8 +28,16 @@ class PlanShape(LoadTestShape):
         super().__init__()
         self.plan = plan
         self.lead_s = lead_s
+        self.ended = False
+
+    def end(self) -> None:
+        """End the test at the next tick (within a second), the way the plan's end does: Locust's
+        runner then stops the users and the workers once, from the shape's own greenlet."""
+        self.ended = True
 
     def tick(self) -> tuple[int, float] | None:
+        if self.ended:
+            return None
         # the first stage's pool is spawned `lead_s` before plan time 0, so no arrival waits for it
         run_time = max(0.0, self.get_run_time() - self.lead_s)
         if run_time >= self.plan.duration_s:

@@ -185,6 +185,25 @@ class Ending(TypedDict):
     detail: str | None
 
 
+class BaselineRun(TypedDict):
+    """Which earlier run a run is compared with (`--baseline`)."""
+
+    source: str  # as asked: a report directory, "last-pass" or "history:<id>"
+    run_dir: str | None
+    history_id: int | None  # its row in the run history, when it came from there
+    plan: str | None
+    started_at: str | None
+    verdict: str | None
+
+
+class BaselineInput(TypedDict):
+    """The baseline the verdict compares with: the run, its summary, the regression allowed."""
+
+    run: BaselineRun
+    summary: dict[str, Any]  # the baseline run's summary.json (load_summary)
+    max_regression: float  # relative change allowed (0.1 = 10%), besides the absolute floors and noise
+
+
 class Evidence(TypedDict, total=False):
     """Everything the verdict judges: the figures plus the run's other facts."""
 
@@ -207,3 +226,4 @@ class Evidence(TypedDict, total=False):
     reconciliation: dict[str, Any] | None
     service: dict[str, Any] | None  # rehearsal.service.ServiceDoc
     drills: list[dict[str, Any]]  # measure.drills.DrillDoc
+    baseline: BaselineInput | None

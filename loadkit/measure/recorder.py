@@ -403,9 +403,9 @@ class Recorder:
         """The figures over the plan's gate stages.
 
         ``until`` (epoch seconds) cuts the window at a run that ended early (stopped, aborted,
-        interrupted): rates are then over the gate seconds that ran (none, if it ended before the
-        gate began). ``errors`` cover the whole run; the time series runs from plan second 0 to
-        the last second with a request."""
+        interrupted): rates are then over the gate seconds that ran (none, and no window start or
+        end, if it ended before the gate began). ``errors`` cover the whole run; the time series
+        runs from plan second 0 to the last second with a request."""
         gates = self._gates()
         if until is None or self._t0 is None:
             weights = self._elapsed(gates, math.inf)
@@ -416,9 +416,10 @@ class Recorder:
         if self._t0 is not None:
             start, end = self.plan.gate_window()
             if until is not None:
-                end = max(start, min(end, until - self._t0))
-            figures["window"]["start"] = iso(self._t0 + start)
-            figures["window"]["end"] = iso(self._t0 + end)
+                end = min(end, until - self._t0)
+            if end > start:  # a run that ended before its gate began has no window to show
+                figures["window"]["start"] = iso(self._t0 + start)
+                figures["window"]["end"] = iso(self._t0 + end)
         return figures
 
     def seen(self) -> dict[str, Seen]:

@@ -9,18 +9,21 @@ test) and is strictly JSON-safe: NaN and infinities become null, so every consum
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from datetime import date, datetime
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any, TypedDict, cast
 
 import orjson
 
+from loadkit.measure.compare import Row, Tolerance, compare, judged_gate, plan_differences
 from loadkit.measure.figures import (
     EMPTY_ARRIVALS,
     EMPTY_LATENCY,
     EMPTY_TIMESERIES,
     Arrivals,
+    BaselineRun,
     Ending,
     Endpoint,
     ErrorKind,
@@ -37,7 +40,7 @@ from loadkit.measure.figures import (
 from loadkit.measure.verdict import EXIT_CODES, judge
 from loadkit.plan import Plan
 
-SCHEMA = 2  # 2: `ending`; arrivals add up (on_time, unsent); no stray keys. 1: the first.
+SCHEMA = 3  # 3: `baseline`. 2: `ending`; arrivals add up (on_time, unsent); no stray keys. 1: the first.
 
 
 class PlanInfo(TypedDict):
@@ -55,6 +58,16 @@ class CheckDoc(TypedDict):
     unit: str
     kind: str  # budget | integrity | health
     reason: str | None
+
+
+class BaselineSection(TypedDict):
+    """`--baseline`: the run compared with, and each key figure beside its own (compare.py)."""
+
+    run: BaselineRun
+    max_regression: float
+    tolerance: dict[str, float]
+    plan_differences: list[str]  # empty when both runs ran the same plan
+    figures: list[Row]
 
 
 class Summary(TypedDict):
@@ -85,6 +98,7 @@ class Summary(TypedDict):
     reconciliation: dict[str, Any] | None
     service: dict[str, Any] | None  # the system under test (rehearsal.service.ServiceDoc)
     drills: list[dict[str, Any]]  # one per drill (measure.drills.DrillDoc)
+    baseline: BaselineSection | None
     timeseries: Timeseries
 
 
@@ -101,10 +115,13 @@ def build_summary(
     host: str | None = None,
 ) -> Summary:
     """The summary of one run: `evidence` judged against `plan`. `host` is the host actually
-    targeted (it may differ from the plan's)."""
+    targeted (it may differ from the plan's). A run that ended before its gate window began has
+    no rates to show (None), but its planned rate is still the plan's."""
     verdict, checks, reasons = judge(plan, evidence)
     window = evidence.get("window") or _plan_window(plan)
     qps = dict(evidence.get("qps") or {})
+    if not window.get("seconds"):
+        qps = {"target": None, "held": None, "arrivals_held": None}
     if qps.get("target") is None:
         qps["target"] = round(plan.gate_target_qps(), 3)
     doc: Summary = {
@@ -144,9 +161,27 @@ def build_summary(
         "reconciliation": evidence.get("reconciliation"),
         "service": evidence.get("service"),
         "drills": evidence.get("drills") or [],
+        "baseline": _baseline_section(plan, evidence),
         "timeseries": evidence.get("timeseries") or EMPTY_TIMESERIES,
     }
     return cast(Summary, json_safe(doc))
+
+
+def _baseline_section(plan: Plan, evidence: Evidence) -> BaselineSection | None:
+    """The same comparison the verdict's baseline checks make (compare.py), kept for the reports."""
+    baseline = evidence.get("baseline")
+    if not baseline:
+        return None
+    tolerance = Tolerance(relative=float(baseline["max_regression"]))
+    gate = judged_gate(plan, evidence)
+    current = {**evidence, "plan": {"name": plan.name, "raw": dict(plan.raw)}}
+    return {
+        "run": baseline["run"],
+        "max_regression": tolerance.relative,
+        "tolerance": tolerance.as_dict(),
+        "plan_differences": plan_differences(current, baseline["summary"]),
+        "figures": compare(evidence, baseline["summary"], tolerance, current_gate=gate),
+    }
 
 
 def _plan_window(plan: Plan) -> Window:
@@ -166,9 +201,9 @@ def dumps(summary: Mapping[str, Any]) -> bytes:
 def load_summary(doc: Any) -> Summary:
     """A summary read from disk, of this schema or an older one, with every key present.
 
-    Schema 1 lacked `ending`, `arrivals.on_time`/`unsent` and `qps.arrivals_held`, and could carry
-    stray diagnostic keys (`seen`, `beyond`, `run`), which are dropped. Raises ValueError when
-    `doc` is not a loadkit summary at all."""
+    Schema 2 lacked `baseline` (null). Schema 1 also lacked `ending`, `arrivals.on_time`/`unsent`
+    and `qps.arrivals_held`, and could carry stray diagnostic keys (`seen`, `beyond`, `run`), which
+    are dropped. Raises ValueError when `doc` is not a loadkit summary at all."""
     if not isinstance(doc, Mapping) or doc.get("tool") != "loadkit" or "verdict" not in doc:
         raise ValueError("not a loadkit summary (no tool: loadkit / verdict)")
     out: dict[str, Any] = {key: doc.get(key) for key in KEYS}
@@ -201,6 +236,42 @@ def load_summary(doc: Any) -> Summary:
     plan = doc.get("plan") or {}
     out["plan"] = {k: plan.get(k) for k in ("name", "file", "host", "raw")}
     return cast(Summary, out)
+
+
+# --- the live snapshot: what a run knows so far, for when its generator dies ------------------------
+
+LIVE_NAME = ".live.json"
+
+
+class Snapshot(TypedDict):
+    """What the judging process knows while a test runs, written to the report directory every
+    5 seconds (`write_snapshot`) and removed once the run's reports are written. If Locust dies
+    (kill -9, out of memory), `loadkit run` builds the summary from the last one."""
+
+    t0: float  # epoch seconds of plan time 0
+    started_at: float  # epoch seconds the test started
+    written_at: float  # epoch seconds of this snapshot: the figures are cut here
+    host: str | None
+    evidence: Evidence  # figures, arrivals, generator, whole run, abort (no ending, no audit)
+
+
+def write_snapshot(run_dir: Path, snapshot: Snapshot) -> None:
+    """Atomically (a reader sees the previous snapshot or this one, never half of one)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / f"{LIVE_NAME}.{os.getpid()}.tmp"
+    tmp.write_bytes(orjson.dumps(snapshot))  # orjson writes NaN as null and tuples as arrays
+    os.replace(tmp, run_dir / LIVE_NAME)
+
+
+def read_snapshot(run_dir: Path) -> Snapshot | None:
+    """The last snapshot in `run_dir`, or None when there is none (or it is unreadable)."""
+    try:
+        data = orjson.loads((run_dir / LIVE_NAME).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(data, dict) or not all(key in data for key in Snapshot.__annotations__):
+        return None
+    return cast(Snapshot, data)
 
 
 def json_safe(value: Any) -> Any:

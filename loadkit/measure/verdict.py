@@ -3,9 +3,12 @@
 Three kinds of check. *budget* checks (QPS held, latency percentiles, error rate, per endpoint)
 and *integrity* checks (abort, the mock's audit, reconciliation) judge the target: one failing
 makes the run `fail`. *health* checks judge the load generator (arrivals sent on time, CPU, lost
-workers, traffic in the gate window): one failing makes a run whose budgets hold `inconclusive`,
-because then the generator, not the target, may be what limited the figures. fail wins over
-inconclusive, inconclusive over pass. A figure that is missing never counts as a pass.
+workers, workers of another run, traffic in the gate window, a run that ended before its plan):
+one failing makes a run whose budgets hold `inconclusive`, because then the generator, not the
+target, may be what limited the figures. With a baseline run, each key figure is also compared
+with it (`baseline ...` budget checks, `compare.py`). fail wins over inconclusive, inconclusive
+over pass; a run whose load generator died is inconclusive whatever its partial figures show. A
+figure that is missing never counts as a pass. Each reason is said once.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from loadkit.measure.compare import Tolerance, compare, judged_gate
 from loadkit.plan import Budgets, EndpointBudget, LatencyBudget, Plan
 
 EXIT_CODES = {"pass": 0, "fail": 1, "inconclusive": 2}
@@ -50,30 +54,26 @@ def judge(plan: Plan, results: Mapping[str, Any]) -> tuple[str, list[Check], lis
     traffic = _had_traffic(results)
     if traffic:
         checks += _budget_checks(plan.budgets, results)
+        checks += _baseline_checks(plan, results)
+        checks += _ending_checks(plan, results)
     else:
-        checks.append(
-            Check(
-                "gate_traffic",
-                False,
-                0,
-                1,
-                "requests",
-                HEALTH,
-                "No request was sent in the gate window, so no budget could be judged "
-                "(did the run stop early, or do the users have no tasks?)",
-            )
-        )
+        checks.append(Check("gate_traffic", False, 0, 1, "requests", HEALTH, _no_traffic_reason(results)))
     checks += _drill_checks(results)
-    checks += _ending_checks(plan, results)
     checks += _health_checks(plan, results)
     failed = [c for c in checks if not c.ok]
-    if any(c.kind != HEALTH for c in failed):
+    ending = results.get("ending")
+    if isinstance(ending, Mapping) and ending.get("how") == "generator_died":
+        # what it had reported is partial (and a master's is up to a report interval behind):
+        # nothing it shows can pass or fail the target
+        verdict = "inconclusive"
+    elif any(c.kind != HEALTH for c in failed):
         verdict = "fail"
     elif failed:
         verdict = "inconclusive"
     else:
         verdict = "pass"
-    return verdict, checks, [c.reason for c in failed if c.reason]
+    # several checks can share a reason (every budget of an endpoint that sent nothing): say it once
+    return verdict, checks, list(dict.fromkeys(c.reason for c in failed if c.reason))
 
 
 def _had_traffic(results: Mapping[str, Any]) -> bool:
@@ -221,34 +221,105 @@ def _drill_checks(results: Mapping[str, Any]) -> list[Check]:
 
 # --- how the run ended -----------------------------------------------------------------------------
 
-ENDING_WORDS = {
-    "stopped": "was stopped",
-    "interrupted": "was interrupted",
-    "generator_died": "lost its load generator",
+ENDED = {
+    "stopped": "The run was stopped",
+    "interrupted": "The run was interrupted",
+    "aborted": "The run was aborted",
+    "generator_died": "The load generator died",
 }
+
+
+def _cut_short(results: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The run's ending when it ended before its plan did (stopped, interrupted, aborted, the
+    generator died), else None."""
+    ending = results.get("ending")
+    if not isinstance(ending, Mapping) or ending.get("how") in (None, "completed"):
+        return None
+    return ending
+
+
+def _ended(ending: Mapping[str, Any]) -> str:
+    """How and when a run ended early: "The run was interrupted at <time> (<detail>)"."""
+    how = str(ending.get("how"))
+    at = f" at {ending['at']}" if ending.get("at") else ""
+    detail = f" ({ending['detail']})" if ending.get("detail") else ""
+    return f"{ENDED.get(how, f'The run ended ({how})')}{at}{detail}"
+
+
+def _no_traffic_reason(results: Mapping[str, Any]) -> str:
+    ending = _cut_short(results)
+    if ending is not None and ending.get("how") == "aborted":  # the abort check says why
+        return "No budget could be judged: the run was aborted before any request in its gate window"
+    if ending is not None:
+        return f"{_ended(ending)}, before any request in its gate window: no budget could be judged"
+    return (
+        "No request was sent in the gate window, so no budget could be judged "
+        "(do the users have no tasks, or does every journey stop before the budgeted requests?)"
+    )
 
 
 def _ending_checks(plan: Plan, results: Mapping[str, Any]) -> list[Check]:
     """A run that ended before its gate window did proves nothing about the rest of it: what ran
     is judged (a budget that failed there still fails), but it cannot pass. An abort is judged as
-    an integrity failure instead; a run whose plan ran out is complete."""
-    ending = results.get("ending")
-    if not isinstance(ending, Mapping) or ending.get("how") in (None, "completed", "aborted"):
+    an integrity failure instead; a run whose plan ran out is complete. When the generator died,
+    only the figures it had reported before dying are known."""
+    ending = _cut_short(results)
+    if ending is None or ending.get("how") == "aborted":
         return []
-    how = str(ending.get("how"))
     window = results.get("window") or {}
     ran = float(window.get("seconds") or 0.0)
     gate = plan.gate_seconds()
-    if how != "generator_died" and ran >= gate - 0.5:
+    died = ending.get("how") == "generator_died"
+    if not died and ran >= gate - 0.5:
         return []  # stopped at the very end: the whole gate ran
-    at = ending.get("at")
-    when = f" at {at}" if at else ""
-    detail = f": {ending['detail']}" if ending.get("detail") else ""
+    judged = "only the figures it had reported were judged" if died else "only that part was judged"
     reason = (
-        f"The run {ENDING_WORDS.get(how, how)}{when}{detail}, after {_num(ran)} s of the "
-        f"{_num(gate)}-s gate window: only that part was judged, so it cannot pass"
+        f"{_ended(ending)}, after {_num(ran)} s of the {_num(gate)}-s gate window: "
+        f"{judged}, so it cannot pass"
     )
     return [Check("completed", False, round(ran, 3), round(gate, 3), "s", HEALTH, reason)]
+
+
+# --- the baseline run --------------------------------------------------------------------------------
+
+
+def _baseline_checks(plan: Plan, results: Mapping[str, Any]) -> list[Check]:
+    """`--baseline`: each key figure against the baseline run's; a change beyond the allowed
+    regression (and beyond both runs' noise) fails, naming the figure and both values."""
+    baseline = results.get("baseline")
+    if not isinstance(baseline, Mapping):
+        return []
+    limit = float(baseline["max_regression"])
+    gate = judged_gate(plan, results)
+    rows = compare(results, baseline["summary"], Tolerance(relative=limit), current_gate=gate)
+    who = baseline_label(baseline["run"])
+    checks = []
+    for row in rows:
+        if row["change"] == "unknown":
+            continue
+        base, cur, allowed = row["baseline"], row["current"], row["allowed"]
+        assert base is not None and cur is not None and allowed is not None
+        threshold = base - allowed if row["kind"] == "qps" else base + allowed
+        ok = row["change"] != "worse"
+        reason = None
+        if not ok:
+            pct = f", {row['delta_pct']:+.1f}%" if row["delta_pct"] is not None else ""
+            values = f"{_value(cur, row['unit'])} vs {_value(base, row['unit'])}{pct}"
+            reason = (
+                f"Regression against the baseline run {who}: {row['figure']} {values}, "
+                f"beyond the {_pct(limit)} allowed (and the runs' own noise)"
+            )
+        checks.append(
+            Check(f"baseline {row['figure']}", ok, cur, round(threshold, 6), row["unit"], BUDGET, reason)
+        )
+    return checks
+
+
+def baseline_label(run: Mapping[str, Any]) -> str:
+    """How a baseline run is named in sentences: its directory or history id, and when it ran."""
+    where = run.get("run_dir") or (f"#{run['history_id']}" if run.get("history_id") is not None else "")
+    when = f" of {run['started_at']}" if run.get("started_at") else ""
+    return f"{where or run.get('source') or 'given'}{when}"
 
 
 # --- generator health -------------------------------------------------------------------------------
@@ -289,7 +360,29 @@ def _health_checks(plan: Plan, results: Mapping[str, Any]) -> list[Check]:
                 f"{lost} load-generator worker(s) were lost during the run: part of the load was not sent"
             )
         checks.append(Check("workers_lost", lost == 0, lost, 0, "workers", HEALTH, reason))
+        checks += _workers_checks(generator)
     return checks
+
+
+def _workers_checks(generator: Mapping[str, Any]) -> list[Check]:
+    """A master that expected N workers of its own run and saw another count, or a worker of
+    another run (refused), cannot vouch for the load its workers sent."""
+    expected = generator.get("workers_expected")
+    strangers = list(generator.get("strangers") or [])
+    if expected is None and not strangers:
+        return []
+    workers = generator.get("workers")
+    problems = []
+    if strangers:
+        shown = ", ".join(str(s) for s in strangers[:3]) + (", ..." if len(strangers) > 3 else "")
+        problems.append(
+            f"{len(strangers)} worker(s) of another run tried to join this run's master and were refused "
+            f"({shown}): another load test may share this machine or its master port"
+        )
+    if expected is not None and workers != expected:
+        problems.append(f"{workers} worker(s) of this run took part, {expected} were expected")
+    reason = "; ".join(problems) or None
+    return [Check("workers", not problems, workers, expected, "workers", HEALTH, reason)]
 
 
 def _cpu_check(plan: Plan, generator: Mapping[str, Any]) -> Check:
@@ -321,6 +414,10 @@ def _num(value: float) -> str:
     if abs(value) >= 10:
         return f"{value:.1f}".rstrip("0").rstrip(".")
     return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _value(value: float, unit: str) -> str:
+    return _pct(value) if unit == "fraction" else f"{_num(value)} {unit}"
 
 
 def _pct(fraction: float) -> str:

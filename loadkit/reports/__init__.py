@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,22 @@ def default_run_dir(plan_name: str) -> Path:
     return Path("reports") / f"{slug}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def write_all(run_dir: str | Path, summary: dict[str, Any]) -> dict[str, Path]:
-    """Write every report into `run_dir` (created if needed); returns {file name: path}."""
+def unique_dir(base: Path) -> Path:
+    """`base`, or `base-2`, `base-3`... when `base` already holds a run's summary: the web UI can
+    run a plan several times, and an earlier run's reports are never overwritten."""
+    if not base.exists() or not (base / "summary.json").exists():
+        return base
+    n = 2
+    while (candidate := base.with_name(f"{base.name}-{n}")).exists():
+        n += 1
+    return candidate
+
+
+def write_all(
+    run_dir: str | Path, summary: dict[str, Any], trend: Sequence[Mapping[str, Any]] | None = None
+) -> dict[str, Path]:
+    """Write every report into `run_dir` (created if needed); returns {file name: path}. `trend`
+    is the plan's last runs from the history (the renderers never read it themselves)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
@@ -38,14 +53,14 @@ def write_all(run_dir: str | Path, summary: dict[str, Any]) -> dict[str, Path]:
 
     write("summary.json", dumps(summary))
     write("junit.xml", render_junit(summary).encode("utf-8"))
-    write("summary.md", render_markdown(summary).encode("utf-8"))
+    write("summary.md", render_markdown(summary, trend).encode("utf-8"))
     try:
         from loadkit.reports.html import render
     except ImportError as exc:
         log.warning("loadkit: report.html skipped (the HTML renderer is unavailable: %s)", exc)
         return written
     try:
-        html = render(summary)
+        html = render(summary, trend)
     except Exception as exc:  # the other reports are written; say so rather than lose them
         log.error("loadkit: report.html not written, the renderer failed: %r", exc)
         return written

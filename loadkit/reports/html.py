@@ -302,6 +302,13 @@ def _window_seconds(window: Mapping[str, Any]) -> Any:
     return min(span, seconds) if _is_num(seconds) and span >= 0 else span
 
 
+ENDED_EARLY = {
+    "stopped": "the run was stopped",
+    "interrupted": "the run was interrupted",
+    "generator_died": "the load generator died",
+}
+
+
 def verdict_text(summary: Mapping[str, Any]) -> tuple[str, str]:
     """(css class, one sentence a non-engineer can act on)."""
     verdict = str(summary.get("verdict") or "unknown")
@@ -323,6 +330,12 @@ def verdict_text(summary: Mapping[str, Any]) -> tuple[str, str]:
         if abort:
             return "fail", f"Not ready: the run was stopped early ({abort})."
         return "fail", f"Not ready: {figures}, but {len(failed)} of {len(checks)} checks failed."
+    ending = as_map(summary.get("ending"))
+    if verdict == "inconclusive" and ending.get("how") in ENDED_EARLY:
+        return "inconclusive", (
+            f"Inconclusive: {ENDED_EARLY[str(ending['how'])]} before the plan's end, so this run cannot "
+            f"tell whether the event can go live ({figures})."
+        )
     if verdict == "inconclusive":
         return "inconclusive", (
             "Inconclusive: the load generator, not the service, may have been the limit, "
@@ -760,8 +773,87 @@ def _plan_section(summary: Mapping[str, Any]) -> str:
     return f"<h2>The plan that was run</h2><pre>{_e(text)}</pre>"
 
 
-def render(summary: dict[str, Any]) -> str:
-    """The complete report.html for one summary.json document (schema 1)."""
+def _ending_note(summary: Mapping[str, Any]) -> str:
+    ending = as_map(summary.get("ending"))
+    how = ending.get("how")
+    if how in (None, "completed"):
+        return ""
+    words = ENDED_EARLY.get(str(how), f"the run ended ({how})")
+    at = f" at {ending['at']}" if ending.get("at") else ""
+    plan_s = f", {fmt_num(ending['plan_s'])} s into the plan" if _is_num(ending.get("plan_s")) else ""
+    detail = f": {ending['detail']}" if ending.get("detail") else ""
+    return f'<p class="note" id="ending">Ended early: {_e(words)}{_e(at)}{_e(plan_s)}{_e(detail)}.</p>'
+
+
+def _baseline_section(summary: Mapping[str, Any]) -> str:
+    section = summary.get("baseline")
+    if not isinstance(section, Mapping):
+        return ""
+    run = as_map(section.get("run"))
+    where = run.get("run_dir") or (f"history #{run['history_id']}" if run.get("history_id") else DASH)
+    differences = [str(d) for d in as_list(section.get("plan_differences"))]
+    warning = (
+        f'<p class="note">Warning: the plans differ ({_e("; ".join(differences))}).</p>'
+        if differences
+        else ""
+    )
+
+    def value(row: Mapping[str, Any], key: str) -> str:
+        return fmt_measure(row.get(key), row.get("unit"))
+
+    rows = [
+        (
+            str(r.get("figure", "?")),
+            value(r, "baseline"),
+            value(r, "current"),
+            DASH if not _is_num(r.get("delta_pct")) else f"{r['delta_pct']:+.1f}%",
+            value(r, "allowed"),
+            _change_mark(r.get("change")),
+        )
+        for r in as_list(section.get("figures"))
+        if isinstance(r, Mapping)
+    ]
+    return (
+        f'<h2 id="baseline">Against the baseline run</h2><p class="note">Baseline {_e(where)} (plan '
+        f"{_e(run.get('plan') or DASH)}, started {_e(run.get('started_at') or DASH)}, "
+        f"{_e(run.get('verdict') or DASH)}). A figure may move by "
+        f"{_e(fmt_pct(section.get('max_regression')))}, its absolute floor or the runs' own noise, "
+        "whichever is largest.</p>"
+        + warning
+        + _table(
+            ("Figure", "Baseline", "This run", "Change", "Allowed", "Result"), rows, numeric=(1, 2, 3, 4)
+        )
+    )
+
+
+def _change_mark(change: Any) -> tuple[str, str]:
+    if change == "worse":
+        return ("✘ worse", "mark-fail")
+    return (str(change or DASH), "mark-warn" if change == "unknown" else "mark-pass")
+
+
+def _trend_section(trend: Sequence[Mapping[str, Any]]) -> str:
+    if not trend:
+        return ""
+    rows = [
+        (
+            f"#{t.get('id')}",
+            str(t.get("started_at") or DASH),
+            str(t.get("verdict") or DASH),
+            str(t.get("ending") or DASH),
+            fmt_num(t.get("qps_held")),
+            fmt_ms(t.get("p99_ms")),
+        )
+        for t in trend
+    ]
+    return f'<h2 id="trend">Trend: the plan\'s last {len(trend)} runs</h2>' + _table(
+        ("Run", "Started", "Verdict", "Ended", "Requests/s held", "p99"), rows, numeric=(4, 5)
+    )
+
+
+def render(summary: dict[str, Any], trend: Sequence[Mapping[str, Any]] | None = None) -> str:
+    """The complete report.html for one summary.json document; `trend` (the plan's last runs
+    from the history, oldest first) adds a table of them."""
     if not isinstance(summary, Mapping):
         raise TypeError(f"a summary must be a JSON object, not {type(summary).__name__}")
     plan = as_map(summary.get("plan"))
@@ -776,8 +868,10 @@ def render(summary: dict[str, Any]) -> str:
     body = (
         f'<h1>Event readiness: {_e(name)}</h1><p class="meta">{meta}</p>'
         + _verdict_section(summary)
+        + _ending_note(summary)
         + _cards(summary)
         + _checks_section(summary)
+        + _baseline_section(summary)
         + _charts_section(summary)
         + _latency_section(summary)
         + _load_section(summary)
@@ -785,6 +879,7 @@ def render(summary: dict[str, Any]) -> str:
         + _errors_section(summary)
         + _rehearsal_section(summary)
         + _audit_section(summary)
+        + _trend_section(trend or [])
         + _plan_section(summary)
         + f'<p class="note">Generated by {_e(summary.get("tool") or "loadkit")} '
         f"from summary.json schema {_e(summary.get('schema', DASH))}.</p>"

@@ -7,7 +7,7 @@ it reads the same in a terminal. Every figure may be missing (aborted run, old s
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 DASH = "—"
@@ -15,7 +15,7 @@ PERCENTILES = ("p50", "p90", "p95", "p99", "max")
 VERDICT_TEXT = {
     "pass": "PASS: every budget held on the gate window",
     "fail": "FAIL: at least one budget did not hold",
-    "inconclusive": "INCONCLUSIVE: the budgets held, but the load generator may have been the limit",
+    "inconclusive": "INCONCLUSIVE: no budget failed, but this run cannot tell whether the target is ready",
 }
 
 
@@ -70,7 +70,9 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> list[str]:
     return lines
 
 
-def render_markdown(summary: Mapping[str, Any]) -> str:
+def render_markdown(summary: Mapping[str, Any], trend: Sequence[Mapping[str, Any]] | None = None) -> str:
+    """summary.md for one summary; `trend` (the plan's last runs from the history, oldest first,
+    this one included) adds a table of them."""
     plan = summary.get("plan") or {}
     verdict = str(summary.get("verdict") or "unknown")
     window = summary.get("window") or {}
@@ -89,6 +91,10 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         f"{', '.join(str(s) for s in window.get('stages') or []) or DASH} ({num(window.get('seconds'))} s).",
         "",
     ]
+    ending = summary.get("ending") or {}
+    if ending.get("how") not in (None, "completed"):
+        detail = f": {ending['detail']}" if ending.get("detail") else ""
+        out += [f"**Ended early: {ending_text(ending)}{detail}.**", ""]
     reasons = summary.get("reasons") or []
     if reasons:
         out += ["## Why", "", *(f"- {r}" for r in reasons), ""]
@@ -127,6 +133,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         )
     else:
         out.append("No checks: the plan sets no budgets.")
+    out += _baseline(summary.get("baseline"))
     out += _endpoints(summary.get("endpoints") or {})
     out += _arrivals_and_generator(summary)
     out += _rehearsal(summary)
@@ -138,7 +145,76 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
             ("Request", "Error", "Occurrences"),
             ((e.get("name"), e.get("error"), num(e.get("occurrences"))) for e in errors[:10]),
         )
+    out += _trend(trend or [])
     return "\n".join(out) + "\n"
+
+
+ENDING_WORDS = {
+    "stopped": "stopped",
+    "interrupted": "interrupted",
+    "aborted": "aborted",
+    "generator_died": "the load generator died",
+}
+
+
+def ending_text(ending: Mapping[str, Any]) -> str:
+    """ "interrupted at 2026-11-24T08:00:22+00:00 (plan time 22 s)"."""
+    words = ENDING_WORDS.get(str(ending.get("how")), str(ending.get("how")))
+    at = f" at {ending['at']}" if ending.get("at") else ""
+    plan_s = f" (plan time {num(ending['plan_s'])} s)" if _is_num(ending.get("plan_s")) else ""
+    return f"{words}{at}{plan_s}"
+
+
+def _baseline(section: Any) -> list[str]:
+    if not isinstance(section, Mapping):
+        return []
+    run = section.get("run") or {}
+    where = run.get("run_dir") or (f"history #{run['history_id']}" if run.get("history_id") else DASH)
+    out = [
+        "",
+        "## Against the baseline run",
+        "",
+        f"Baseline: {where} (plan {run.get('plan') or DASH}, started {run.get('started_at') or DASH}, "
+        f"{run.get('verdict') or DASH}); a figure may move by {pct(section.get('max_regression'))}, "
+        "its absolute floor or the runs' own noise, whichever is largest.",
+    ]
+    differences = section.get("plan_differences") or []
+    if differences:
+        out += ["", f"Warning: the plans differ ({'; '.join(str(d) for d in differences)})."]
+    rows = (
+        (
+            r.get("figure"),
+            _figure(r.get("baseline"), r.get("unit")),
+            _figure(r.get("current"), r.get("unit")),
+            DASH if r.get("delta_pct") is None else f"{r['delta_pct']:+.1f}%",
+            _figure(r.get("allowed"), r.get("unit")),
+            str(r.get("change") or DASH),
+        )
+        for r in section.get("figures") or []
+    )
+    return [*out, "", *_table(("Figure", "Baseline", "This run", "Change", "Allowed", "Result"), rows)]
+
+
+def _figure(value: Any, unit: Any) -> str:
+    return pct(value) if unit == "fraction" else measure(value, unit if isinstance(unit, str) else None)
+
+
+def _trend(trend: Sequence[Mapping[str, Any]]) -> list[str]:
+    if not trend:
+        return []
+    rows = (
+        (
+            f"#{t.get('id')}",
+            t.get("started_at") or DASH,
+            str(t.get("verdict") or DASH),
+            str(t.get("ending") or DASH),
+            num(t.get("qps_held")),
+            num(t.get("p99_ms")),
+        )
+        for t in trend
+    )
+    header = ("Run", "Started", "Verdict", "Ended", "Requests/s held", "p99 ms")
+    return ["", f"## Trend: the plan's last {len(trend)} runs", "", *_table(header, rows)]
 
 
 def _endpoints(endpoints: Mapping[str, Any]) -> list[str]:

@@ -62,17 +62,38 @@ def progress_line(live: dict[str, Any]) -> str:
 
 
 def closing_lines(summary: dict[str, Any], run_dir: str | None) -> list[str]:
+    """The verdict, the figures it was judged on, every check and reason, and the report's path.
+
+    A run that ended before its gate window began has no gate figures: the line then gives the
+    whole run's requests and errors (what the abort and the checks were about) instead of zeros."""
     verdict = summary.get("verdict", "?").upper()
     qps = summary.get("qps") or {}
     lat = summary.get("latency_ms") or {}
-    lines = [
-        f"loadkit verdict: {verdict} (exit {summary.get('exit_code')})",
-        f"  plan {summary.get('plan', {}).get('name')}: held {qps.get('held') or 0:.1f} req/s;"
-        f" {_rate(qps.get('arrivals_held'))} arrivals/s sent (planned {qps.get('target') or 0:g})"
-        f" over {(summary.get('window') or {}).get('seconds', 0):.0f} s;"
-        f" p50 {_ms(lat.get('p50'))}, p95 {_ms(lat.get('p95'))}, p99 {_ms(lat.get('p99'))};"
-        f" errors {(summary.get('error_rate') or 0.0):.2%}",
-    ]
+    window = summary.get("window") or {}
+    name = (summary.get("plan") or {}).get("name")
+    lines = [f"loadkit verdict: {verdict} (exit {summary.get('exit_code')})"]
+    ending = summary.get("ending") or {}
+    if ending.get("how") not in (None, "completed"):
+        plan_s = ending.get("plan_s")
+        into = f" ({plan_s:.1f} s into the plan)" if isinstance(plan_s, int | float) else ""
+        detail = f": {ending['detail']}" if ending.get("detail") else ""
+        lines.append(f"  ended early: {ending.get('how')} at {ending.get('at')}{into}{detail}")
+    if window.get("seconds") == 0:
+        whole = summary.get("whole_run") or {}
+        requests, errors = whole.get("requests") or 0, whole.get("errors") or 0
+        share = f"{errors / requests:.2%}" if requests else "-"
+        lines.append(
+            f"  plan {name}: the gate window never began (planned {qps.get('target') or 0:g} arrivals/s"
+            f" there); whole run: {requests} requests, errors {share}"
+        )
+    else:
+        lines.append(
+            f"  plan {name}: held {_rate(qps.get('held'))} req/s;"
+            f" {_rate(qps.get('arrivals_held'))} arrivals/s sent (planned {qps.get('target') or 0:g})"
+            f" over {window.get('seconds') or 0:.0f} s;"
+            f" p50 {_ms(lat.get('p50'))}, p95 {_ms(lat.get('p95'))}, p99 {_ms(lat.get('p99'))};"
+            f" errors {_share(summary.get('error_rate'))}"
+        )
     for check in summary.get("checks", []):
         mark = "ok  " if check.get("ok") else "FAIL"
         lines.append(f"  [{mark}] {check['name']}: {check.get('observed')} (limit {check.get('limit')})")
@@ -80,3 +101,7 @@ def closing_lines(summary: dict[str, Any], run_dir: str | None) -> list[str]:
     if run_dir:
         lines.append(f"  report: {run_dir}")
     return lines
+
+
+def _share(value: Any) -> str:
+    return "-" if value is None else f"{value:.2%}"

@@ -1,9 +1,11 @@
-"""Run history: SQLite round trip, listing, concurrent writers, and comparison with a baseline."""
+"""Run history: SQLite round trip, listing, concurrent writers, migration, baselines and trends."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -94,41 +96,70 @@ def test_concurrent_writers_all_land(tmp_path):
         assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 20
 
 
-def test_compare_flags_the_figures_that_got_worse():
-    base = summary(held=240.0, p99=300.0, error_rate=0.001)
-    cur = summary(held=200.0, p99=301.0, error_rate=0.0)
-    cur["latency_ms"]["p50"] = 60.0
-    rows = {r["figure"]: r for r in history.compare(cur, base)}
-    assert list(rows) == ["qps_held", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "error_rate"]
-    qps = rows["qps_held"]
-    assert (qps["baseline"], qps["current"], qps["delta"], qps["delta_pct"], qps["worse"]) == (
-        240.0,
-        200.0,
-        -40.0,
-        -16.67,
-        True,
+def test_the_ending_is_recorded_and_listed(tmp_path):
+    db = tmp_path / history.DB_NAME
+    history.record_run(db, {**summary(verdict="inconclusive"), "ending": {"how": "interrupted"}}, None)
+    history.record_run(db, summary(), None)  # a summary without `ending` (schema 1)
+    assert [r["ending"] for r in history.list_runs(db)] == [None, "interrupted"]
+
+
+OLD_SCHEMA = """
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, plan TEXT NOT NULL, plan_file TEXT, host TEXT, started_at TEXT,
+    finished_at TEXT, verdict TEXT, exit_code INTEGER, qps_target REAL, qps_held REAL, p50_ms REAL,
+    p95_ms REAL, p99_ms REAL, error_rate REAL, requests INTEGER, run_dir TEXT, recorded_at TEXT NOT NULL,
+    summary TEXT NOT NULL
+);
+"""
+
+
+def test_an_older_history_gets_the_ending_column_filled_from_its_summaries(tmp_path):
+    db = tmp_path / history.DB_NAME
+    with sqlite3.connect(db) as conn:
+        conn.executescript(OLD_SCHEMA)
+        conn.execute(
+            "INSERT INTO runs (plan, verdict, recorded_at, summary) VALUES (?, ?, ?, ?)",
+            (
+                "jifenbao",
+                "inconclusive",
+                "2026-11-24T08:00:00+00:00",
+                json.dumps({"ending": {"how": "stopped"}}),
+            ),
+        )
+    assert [r["ending"] for r in history.list_runs(db)] == ["stopped"]
+    history.record_run(db, {**summary(), "ending": {"how": "completed"}}, None)
+    assert [r["ending"] for r in history.list_runs(db)] == ["completed", "stopped"]
+
+
+def test_plans_last_pass_and_trend(tmp_path):
+    db = tmp_path / history.DB_NAME
+    assert history.plans(db) == [] and history.last_pass(db, "a") is None and history.trend(db, "a") == []
+    for i, (name, verdict) in enumerate([("a", "pass"), ("b", "pass"), ("a", "fail"), ("a", "pass")]):
+        doc = summary(name=name, verdict=verdict, held=float(i), p99=100.0 + i)
+        doc["started_at"] = f"2026-11-24T08:0{i}:00+00:00"
+        history.record_run(db, doc, tmp_path / f"run{i}")
+    assert history.plans(db) == ["a", "b"]
+    found = history.last_pass(db, "a")
+    assert (
+        found is not None
+        and found["run_dir"] == str(tmp_path / "run3")
+        and found["summary"]["qps"]["held"] == 3
     )
-    assert rows["latency_p50_ms"]["worse"] and rows["latency_p50_ms"]["delta_pct"] == 50.0
-    assert not rows["latency_p95_ms"]["worse"] and rows["latency_p95_ms"]["delta"] == 0
-    assert not rows["latency_p99_ms"]["worse"]  # +0.3% is within the 5% noise tolerance
-    assert not rows["error_rate"]["worse"] and rows["error_rate"]["delta_pct"] == -100.0
+    interrupted = {**summary(name="a", verdict="pass"), "ending": {"how": "interrupted"}}
+    interrupted["started_at"] = "2026-11-24T09:00:00+00:00"
+    history.record_run(db, interrupted, None)  # cannot really pass, but never a baseline anyway
+    assert history.last_pass(db, "a")["run_dir"] == str(tmp_path / "run3")
+    points = history.trend(db, "a", until="2026-11-24T08:02:00+00:00")
+    assert [(p["qps_held"], p["p99_ms"], p["verdict"]) for p in points] == [
+        (0.0, 100.0, "pass"),
+        (2.0, 102.0, "fail"),
+    ]
+    assert len(history.trend(db, "a", limit=2)) == 2
 
 
-def test_compare_zero_baseline_and_missing_figures():
-    base = summary(error_rate=0.0)
-    cur = summary(error_rate=0.002)
-    cur["latency_ms"]["p99"] = None
-    rows = {r["figure"]: r for r in history.compare(cur, base)}
-    assert rows["error_rate"]["worse"] and rows["error_rate"]["delta_pct"] is None
-    assert rows["latency_p99_ms"] == {
-        "figure": "latency_p99_ms",
-        "baseline": 310.0,
-        "current": None,
-        "delta": None,
-        "delta_pct": None,
-        "worse": False,
-    }
-    assert not any(r["worse"] for r in history.compare(base, base))
+def test_db_for_a_report_directory(tmp_path):
+    assert history.db_for(None, tmp_path / "reports" / "run") == tmp_path / "reports" / history.DB_NAME
+    assert history.db_for("x.sqlite3", tmp_path / "run") == Path("x.sqlite3")
 
 
 def test_none_means_the_current_directory(tmp_path, monkeypatch):

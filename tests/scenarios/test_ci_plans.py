@@ -37,8 +37,13 @@ def loadkit_run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tup
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def summary_of(report: Path) -> dict:
-    summary = json.loads((report / "summary.json").read_text())
+def summary_of(report: Path, code: int, output: str) -> dict:
+    """The run's summary.json, valid against the shipped schema; without one, a failure that
+    shows loadkit's exit code and its own output."""
+    try:
+        summary = json.loads((report / "summary.json").read_text())
+    except (OSError, ValueError) as exc:
+        pytest.fail(f"no readable summary.json in {report} ({exc}); loadkit exited {code}:\n{output[-4000:]}")
     assert schema_errors(summary) == [], "summary.json breaks docs/summary.schema.json"
     return summary
 
@@ -57,7 +62,7 @@ def test_every_scenario_has_a_ci_plan():
 def test_ci_plan_passes_against_the_mock(plan: str, tmp_path: Path):
     report = tmp_path / "report"
     code, output = loadkit_run(str(PLANS / plan), "--with-mock", "--report-dir", str(report), cwd=tmp_path)
-    summary = summary_of(report)
+    summary = summary_of(report, code, output)
     assert summary["audit"]["ok"] is True, summary["audit"]
     assert summary["reconciliation"]["ok"] is True, summary["reconciliation"]
     assert (code, summary["verdict"]) == (0, "pass"), (summary["reasons"], output[-3000:])
@@ -86,7 +91,7 @@ def test_injected_errors_fail_the_run_with_the_reason(tmp_path: Path):
         str(report),
         cwd=tmp_path,
     )
-    summary = summary_of(report)
+    summary = summary_of(report, code, output)
     assert code == 1 and summary["verdict"] == "fail", output[-3000:]
     assert 0.02 < summary["error_rate"] < 0.10
     assert any("error" in reason.lower() for reason in summary["reasons"]), summary["reasons"]
@@ -160,7 +165,7 @@ def test_an_oversold_stock_fails_the_run(tmp_path: Path):
         except subprocess.TimeoutExpired:
             mock.kill()
     assert forced, "the test hook never ran"
-    summary = summary_of(report)
+    summary = summary_of(report, code, output)
     assert code == 1 and summary["verdict"] == "fail", output[-3000:]
     assert summary["audit"]["ok"] is False
     assert any("FLASH-SALE" in v for v in summary["audit"]["violations"]), summary["audit"]

@@ -1,17 +1,22 @@
-"""Fixtures for end-to-end runs: target servers and `loadkit run` as real processes on loopback."""
+"""Fixtures for end-to-end runs: target servers and `loadkit run` as real processes on loopback.
+
+Whatever goes wrong, a test shows loadkit's own output: `RunResult.summary` fails with it when
+there is no summary to read, and every assertion on a run's exit code carries it."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import yaml
 
@@ -72,7 +77,17 @@ class RunResult:
 
     @property
     def summary(self) -> dict[str, Any]:
-        return json.loads((self.report_dir / "summary.json").read_text())
+        return read_summary(self.report_dir, self.code, self.output)
+
+
+def read_summary(report_dir: Path, code: int, output: str) -> dict[str, Any]:
+    """The run's summary.json; a failure that shows loadkit's exit code and output without one."""
+    try:
+        return json.loads((report_dir / "summary.json").read_text())
+    except (OSError, ValueError) as exc:
+        pytest.fail(
+            f"no readable summary.json in {report_dir} ({exc}); loadkit exited {code}:\n{output[-4000:]}"
+        )
 
 
 def write_plan(tmp_path: Path, plan: dict[str, Any], name: str = "plan.yaml") -> Path:
@@ -92,6 +107,76 @@ def run_loadkit(tmp_path: Path) -> Callable[..., RunResult]:
         return RunResult(proc.returncode, proc.stdout + proc.stderr, report_dir)
 
     return run
+
+
+@dataclass
+class LiveRun:
+    """`loadkit run` started in the background, its output collected as it comes."""
+
+    proc: subprocess.Popen
+    report_dir: Path
+    lines: list[str] = field(default_factory=list)
+    gate_reached: threading.Event = field(default_factory=threading.Event)
+    reader: threading.Thread | None = None
+
+    def read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if "[gate]" in line:
+                self.gate_reached.set()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for_gate(self, timeout: float = 30) -> None:
+        assert self.gate_reached.wait(timeout), f"the gate window never began:\n{self.output[-3000:]}"
+
+    def locust(self) -> psutil.Process:
+        """The Locust process `loadkit run` started (its master, with --processes)."""
+        for child in psutil.Process(self.proc.pid).children():
+            if "locust" in " ".join(child.cmdline()):
+                return child
+        raise AssertionError(f"no Locust process under loadkit run:\n{self.output[-3000:]}")
+
+    def finish(self, timeout: float = 60) -> tuple[int, str]:
+        code = self.proc.wait(timeout=timeout)
+        if self.reader is not None:
+            self.reader.join(timeout=10)  # the last lines, written just before it exited
+        return code, self.output
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return read_summary(self.report_dir, self.proc.returncode, self.output)
+
+
+@pytest.fixture
+def start_loadkit(tmp_path: Path) -> Iterator[Callable[..., LiveRun]]:
+    """Start `loadkit run ...` in the background; teardown stops it and every process under it."""
+    started: list[LiveRun] = []
+
+    def start(*args: str, report_dir: Path | None = None) -> LiveRun:
+        report_dir = report_dir or tmp_path / f"report{len(started) + 1}"
+        cmd = [sys.executable, "-m", "loadkit", "run", *args[:1], "--report-dir", str(report_dir), *args[1:]]
+        proc = subprocess.Popen(
+            cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        run = LiveRun(proc, report_dir)
+        run.reader = threading.Thread(target=run.read, daemon=True)
+        run.reader.start()
+        started.append((run, []))
+        return run
+
+    yield start
+    for run, _ in started:
+        if run.proc.poll() is not None:
+            continue
+        tree = psutil.Process(run.proc.pid).children(recursive=True)
+        stop_process(run.proc)
+        for child in tree:
+            if child.is_running():
+                child.kill()
 
 
 def plain_plan(stages: list[dict[str, Any]], budgets: dict[str, Any], **extra: Any) -> dict[str, Any]:

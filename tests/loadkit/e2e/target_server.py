@@ -8,6 +8,8 @@ Modes:
   stall    answers in ~1 ms, except that every 5 s it stalls for 1 s (everything waits)
   mix      latency mix: 90% 10 ms, 7% 100 ms, 3% 400 ms (GET /truth: the percentiles served)
   fast     answers at once
+  error    answers 500 to everything
+  delay:MS answers after MS milliseconds (e.g. delay:20)
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ def make_app(mode: str) -> web.Application:
         elif mode == "mix":
             draw = rng.random()
             await asyncio.sleep(0.010 if draw < 0.90 else 0.100 if draw < 0.97 else 0.400)
+        elif mode == "error":
+            return web.Response(status=500, text="broken")
+        elif mode.startswith("delay:"):
+            await asyncio.sleep(float(mode.split(":", 1)[1]) / 1000.0)
         return web.Response(text="ok")
 
     async def count(_request: web.Request) -> web.Response:

@@ -76,3 +76,25 @@ def test_journeys_the_pacer_starts_are_counted_as_arrivals_held() -> None:
     live = live_of(session)
     assert session.pacer.sent == 5
     assert live["qps"]["arrivals_held"] > 0 and live["qps"]["held"] == 0.0
+
+
+def test_the_live_snapshot_holds_what_a_dead_generator_would_leave(tmp_path) -> None:
+    from loadkit.measure.summary import LIVE_NAME, read_snapshot
+
+    session = session_at(40)
+    session.report_dir = tmp_path
+    session.host = "http://127.0.0.1:1"
+    assert session.pacer is not None
+    now = time.time()
+    session.write_snapshot(session.pacer.counts(), session.generator(1), now=now)
+    snapshot = read_snapshot(tmp_path)
+    assert snapshot is not None and snapshot["written_at"] == now and snapshot["t0"] == session.t0
+    evidence = snapshot["evidence"]
+    assert evidence["requests"]["count"] == 100  # the 10 s of the gate that ran, 10 a second
+    assert evidence["window"]["seconds"] == pytest.approx(10, abs=0.1) and "ending" not in evidence
+    session.judged = True  # once judged, no more snapshots; the reports replace it
+    session.write_snapshot(session.pacer.counts(), session.generator(1), now=now + 2)
+    assert read_snapshot(tmp_path)["written_at"] == now
+    session.drop_snapshot()
+    assert not (tmp_path / LIVE_NAME).exists()
+    session.drop_snapshot()  # twice is harmless

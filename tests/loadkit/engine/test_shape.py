@@ -50,3 +50,11 @@ def test_locust_does_not_pick_the_class_up_from_an_import() -> None:
     module = types.ModuleType("locustfile")
     module.PlanShape = PlanShape
     assert [v for v in vars(module).values() if is_shape_class(v)] == []
+
+
+def test_end_stops_the_shape_at_its_next_tick() -> None:
+    shape = shape_for(PLAN)
+    shape.reset_time()
+    assert shape.tick() is not None
+    shape.end()  # Ctrl-C of a headless run: Locust's runner stops the test as at the plan's end
+    assert shape.tick() is None

@@ -37,7 +37,7 @@ def test_worker_ships_new_rows_and_master_merges_them():
     worker.on_report_to_master(data)
     assert data["loadkit"]["told"] == [("claim", "B1", "7", "U1")]
     assert worker.session.told.rows == []  # shipped once
-    master = SimpleNamespace(session=RunSession(PLAN), worker_arrivals={})
+    master = SimpleNamespace(session=RunSession(PLAN), worker_arrivals={}, members={"w1"}, reported_at={})
     master.session.begin(worker.session.t0)
     wire = {**data["loadkit"], "told": [list(r) for r in data["loadkit"]["told"]]}  # msgpack: lists
     MasterRole.on_worker_report(master, "w1", {"loadkit": wire})

@@ -225,13 +225,8 @@ def test_results_until_cuts_the_gate_window_of_a_run_that_ended_early() -> None:
     cut = rec.figures(until=T0 + 25)
     assert cut["window"] == {"start": iso(T0 + 20), "end": iso(T0 + 25), "seconds": 5.0, "stages": ["hold"]}
     assert cut["qps"] == {"target": pytest.approx(40), "held": pytest.approx(40), "arrivals_held": 0.0}
-    # ended before the gate began: an empty window that ends where it starts, never before
-    assert rec.figures(until=T0 + 15)["window"] == {
-        "start": iso(T0 + 20),
-        "end": iso(T0 + 20),
-        "seconds": 0,
-        "stages": [],
-    }
+    # ended before the gate began: no window at all (not one starting after the run ended)
+    assert rec.figures(until=T0 + 15)["window"] == {"start": None, "end": None, "seconds": 0, "stages": []}
 
 
 def _journeys(rec: Recorder, seconds: range) -> None:

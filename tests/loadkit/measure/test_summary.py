@@ -1,4 +1,4 @@
-"""build_summary(), dumps(), load_summary(): the summary.json document (schema 2), its verdict,
+"""build_summary(), dumps(), load_summary(): the summary.json document (schema 3), its verdict,
 its exact keys, its JSON safety, and reading older documents."""
 
 from __future__ import annotations
@@ -7,7 +7,16 @@ import json
 import math
 from pathlib import Path
 
-from loadkit.measure.summary import KEYS, build_summary, dumps, json_safe, load_summary
+from loadkit.measure.summary import (
+    KEYS,
+    LIVE_NAME,
+    build_summary,
+    dumps,
+    json_safe,
+    load_summary,
+    read_snapshot,
+    write_snapshot,
+)
 from loadkit.plan import parse_plan
 from tests.summary_schema import schema_errors
 
@@ -28,7 +37,7 @@ SCHEMA_KEYS = [
     "schema", "tool", "verdict", "exit_code", "reasons", "ending", "plan", "started_at", "finished_at",
     "window", "qps", "latency_ms", "latency_ms_service", "error_rate", "requests", "outcomes", "arrivals",
     "whole_run", "checks", "endpoints", "generator", "errors", "abort", "audit", "reconciliation",
-    "service", "drills", "timeseries",
+    "service", "drills", "baseline", "timeseries",
 ]  # fmt: skip
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "sample_summary.json"
 STARTED = 1795507200.0  # 2026-11-24T08:00:00Z
@@ -65,7 +74,7 @@ def build(res, **kw):
 def test_full_document_has_exactly_the_schema_keys_in_order():
     doc = build(results())
     assert list(doc) == SCHEMA_KEYS == list(KEYS)
-    assert doc["schema"] == 2 and doc["tool"] == "loadkit"
+    assert doc["schema"] == 3 and doc["tool"] == "loadkit"
     assert doc["verdict"] == "pass" and doc["exit_code"] == 0 and doc["reasons"] == []
     assert doc["ending"]["how"] == "completed"
     assert doc["plan"] == {
@@ -162,7 +171,8 @@ def test_load_summary_round_trips_and_upgrades_schema_1():
     old = json.loads(FIXTURE.read_text())
     old["seen"], old["beyond"], old["run"] = {"a": {}}, 3, {"requests": 1}
     upgraded = load_summary(old)
-    assert list(upgraded) == SCHEMA_KEYS and upgraded["schema"] == 2 and upgraded["ending"] is None
+    assert list(upgraded) == SCHEMA_KEYS and upgraded["schema"] == 3 and upgraded["ending"] is None
+    assert upgraded["baseline"] is None
     arrivals = upgraded["arrivals"]
     assert arrivals["on_time"] == arrivals["sent"] - arrivals["late"]
     assert arrivals["scheduled"] == arrivals["sent"] + arrivals["dropped"] + arrivals["unsent"]
@@ -195,3 +205,44 @@ def test_documents_validate_against_the_shipped_schema():
         assert schema_errors(json.loads(dumps(doc))) == []
     stray = {**json.loads(dumps(build(results()))), "seen": {}}
     assert schema_errors(stray) == ["(top): Additional properties are not allowed ('seen' was unexpected)"]
+
+
+def test_a_run_that_never_reached_its_gate_has_no_rates_but_the_plans_target():
+    window = {"start": None, "end": None, "seconds": 0, "stages": []}
+    doc = build(results(window=window, qps={"target": 0.0, "held": 0.0, "arrivals_held": 0.0}))
+    assert doc["qps"] == {"target": 100.0, "held": None, "arrivals_held": None}
+    assert schema_errors(json.loads(dumps(doc))) == []
+
+
+def baseline_input(held: float = 99.2, p99: float = 120.0) -> dict:
+    base = build(results(qps={"target": 100.0, "held": held, "arrivals_held": 99.6}))
+    base["latency_ms"]["p99"] = p99
+    run = {"source": "last-pass", "run_dir": "reports/a", "history_id": 7, "plan": "jifenbao",
+           "started_at": base["started_at"], "verdict": "pass"}  # fmt: skip
+    return {"run": run, "summary": base, "max_regression": 0.1}
+
+
+def test_the_baseline_section_holds_the_same_comparison_as_the_checks():
+    doc = build(results(baseline=baseline_input(p99=40.0)))  # this run's p99 is 120 ms: 3x the baseline's
+    section = doc["baseline"]
+    assert section["run"]["history_id"] == 7 and section["max_regression"] == 0.1
+    assert section["tolerance"]["relative"] == 0.1 and section["plan_differences"] == []
+    rows = {r["figure"]: r for r in section["figures"]}
+    assert rows["latency_p99_ms"]["change"] == "worse" and rows["qps_held"]["change"] == "same"
+    check = next(c for c in doc["checks"] if c["name"] == "baseline latency_p99_ms")
+    assert not check["ok"] and doc["verdict"] == "fail"
+    assert schema_errors(json.loads(dumps(doc))) == []
+    assert load_summary(json.loads(dumps(doc)))["baseline"] == section
+    assert build(results())["baseline"] is None
+
+
+def test_the_live_snapshot_round_trips_and_is_replaced_whole(tmp_path):
+    snapshot = {"t0": 1.5, "started_at": 1.0, "written_at": 9.0, "host": "http://h", "evidence": results()}
+    assert read_snapshot(tmp_path) is None
+    write_snapshot(tmp_path / "run", snapshot)
+    assert read_snapshot(tmp_path / "run") == json.loads(json.dumps(snapshot))
+    write_snapshot(tmp_path / "run", {**snapshot, "written_at": 12.0})
+    assert read_snapshot(tmp_path / "run")["written_at"] == 12.0
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [LIVE_NAME]  # no temporary left
+    (tmp_path / "run" / LIVE_NAME).write_text('{"t0": 1')  # torn or foreign: not a snapshot
+    assert read_snapshot(tmp_path / "run") is None

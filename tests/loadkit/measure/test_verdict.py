@@ -155,7 +155,9 @@ def test_budgeted_endpoint_with_no_requests_fails_every_budget_it_has():
     assert verdict == "fail"
     failed = [c.name for c in checks if not c.ok]
     assert failed == ["points.send qps_min", "points.send latency_p99", "points.send error_rate_max"]
-    assert "points.send: no request in the gate window" in reasons[0]
+    # each of the three checks carries the sentence; the reasons say it once (the target died)
+    assert [c.reason for c in checks if not c.ok] == [reasons[0]] * 3
+    assert len(reasons) == 1 and "points.send: no request in the gate window" in reasons[0]
 
 
 @pytest.mark.parametrize(
@@ -310,3 +312,107 @@ def test_service_and_drills_are_judged():
     assert verdict == "fail" and reasons == ["Drill slow: no"]
     assert [c.name for c in checks if c.name.startswith("drill")] == ["drill slow recovery"]
     assert judge(plan, {**base, "drills": [{**drill, "ok": True, "recovery_s": 3}]})[0] == "pass"
+
+
+# --- how the run ended, the workers, the baseline ----------------------------------------------------
+
+INTERRUPTED = {"how": "interrupted", "at": "2026-11-24T08:00:40+00:00", "plan_s": 40.0, "detail": None}
+
+
+def test_an_interrupted_run_is_judged_on_what_ran_and_cannot_pass():
+    data = with_(ending=INTERRUPTED, window={"seconds": 30.0})
+    verdict, checks, reasons = judge(PLAN, data)
+    assert verdict == "inconclusive"
+    assert by_name(checks)["completed"].kind == "health"
+    assert reasons == [
+        "The run was interrupted at 2026-11-24T08:00:40+00:00, after 30 s of the 100-s gate window: "
+        "only that part was judged, so it cannot pass"
+    ]
+    # a budget that failed in the part that ran still fails
+    assert judge(PLAN, with_(ending=INTERRUPTED, window={"seconds": 30.0}, **{"qps/held": 50.0}))[0] == "fail"
+
+
+def test_a_run_interrupted_before_its_gate_says_so_once():
+    data = with_(ending=INTERRUPTED, window={"seconds": 0}, requests={"count": 0}, endpoints={})
+    verdict, checks, reasons = judge(PLAN, data)
+    assert verdict == "inconclusive" and "completed" not in by_name(checks)
+    assert reasons == [
+        "The run was interrupted at 2026-11-24T08:00:40+00:00, before any request in its gate window: "
+        "no budget could be judged"
+    ]
+    aborted = {**INTERRUPTED, "how": "aborted", "detail": "aborted: error rate 100% above 50%"}
+    data = with_(ending=aborted, window={"seconds": 0}, requests={"count": 0}, endpoints={})
+    data["abort"] = {"reason": "aborted: error rate 100% above 50%"}
+    verdict, _, reasons = judge(PLAN, data)
+    assert verdict == "fail" and sum("100%" in r for r in reasons) == 1, reasons
+
+
+def test_a_run_whose_generator_died_is_inconclusive_whatever_it_had_reported():
+    died = {**INTERRUPTED, "how": "generator_died", "detail": "Locust was killed by SIGKILL"}
+    data = with_(ending=died, window={"seconds": 30.0}, **{"qps/held": 50.0})  # a budget "failed"
+    verdict, checks, reasons = judge(PLAN, data)
+    assert verdict == "inconclusive"
+    assert not by_name(checks)["qps_min"].ok  # still shown as it measured
+    assert any(
+        r.startswith("The load generator died at 2026-11-24T08:00:40+00:00 (Locust was killed")
+        for r in reasons
+    )
+    # even with the whole gate reported, a dead generator is never a pass
+    assert judge(PLAN, with_(ending=died, window={"seconds": 100.0}))[0] == "inconclusive"
+
+
+@pytest.mark.parametrize(
+    ("workers", "fragment"),
+    [
+        (
+            {"workers": 2, "workers_expected": 2, "strangers": ["vm_x"]},
+            "1 worker(s) of another run tried to join",
+        ),
+        (
+            {"workers": 1, "workers_expected": 2, "strangers": []},
+            "1 worker(s) of this run took part, 2 were expected",
+        ),
+    ],
+)
+def test_a_stranger_or_a_different_worker_count_is_inconclusive(workers, fragment):
+    data = good()
+    data["generator"].update(workers)
+    verdict, checks, reasons = judge(PLAN, data)
+    assert verdict == "inconclusive" and not by_name(checks)["workers"].ok
+    assert fragment in reasons[0]
+    data["generator"].update(workers=2, workers_expected=2, strangers=[])
+    verdict, checks, _ = judge(PLAN, data)
+    assert verdict == "pass" and by_name(checks)["workers"].ok
+
+
+def baseline_of(data: dict[str, Any]) -> dict[str, Any]:
+    run = {"source": "base", "run_dir": "reports/base", "history_id": 3, "plan": "v",
+           "started_at": "2026-11-23T08:00:00+00:00", "verdict": "pass"}  # fmt: skip
+    return {
+        "run": run,
+        "summary": {**copy.deepcopy(data), "plan": {"name": "v", "raw": {}}},
+        "max_regression": 0.1,
+    }
+
+
+def test_a_regression_against_the_baseline_fails_naming_the_figure_and_both_values():
+    slower = with_(**{"latency_ms/p99": 470.0})  # within its 500-ms budget, but 52% slower than before
+    slower["baseline"] = baseline_of(good())
+    verdict, checks, reasons = judge(PLAN, slower)
+    assert verdict == "fail"
+    check = by_name(checks)["baseline latency_p99_ms"]
+    assert not check.ok and check.kind == "budget" and check.observed == 470.0
+    assert reasons == [
+        "Regression against the baseline run reports/base of 2026-11-23T08:00:00+00:00: latency_p99_ms "
+        "470 ms vs 310 ms, +51.6%, beyond the 10% allowed (and the runs' own noise)"
+    ]
+    same = good()
+    same["baseline"] = baseline_of(good())
+    verdict, checks, _ = judge(PLAN, same)
+    assert verdict == "pass"
+    assert {c.name for c in checks if c.name.startswith("baseline ")} >= {
+        "baseline qps_held",
+        "baseline error_rate",
+        "baseline latency_p99_ms",
+        "baseline points.send latency_p99_ms",
+    }

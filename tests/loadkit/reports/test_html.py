@@ -255,3 +255,35 @@ def test_a_stopped_run_reports_the_gate_time_it_ran_and_close_budget_labels_stay
     ]
     latency = sorted(labels[1:])  # the first label belongs to the QPS chart
     assert len(latency) == 3 and all(b - a >= 13 for a, b in itertools.pairwise(latency))
+
+
+def test_trend_baseline_and_an_early_ending_are_shown(summary: dict[str, Any]) -> None:
+    assert 'id="trend"' not in render(summary) and 'id="baseline"' not in render(summary)
+    trend = [
+        {"id": 1, "started_at": "2026-11-22T08:00:00+00:00", "verdict": "pass", "ending": None,
+         "qps_held": 238.0, "p99_ms": 400.0, "run_dir": "a"},
+        {"id": 2, "started_at": "2026-11-24T08:00:00+00:00", "verdict": "fail", "ending": "completed",
+         "qps_held": 150.5, "p99_ms": 812.0, "run_dir": "b"},
+    ]  # fmt: skip
+    page = render(summary, trend)
+    assert "Trend: the plan's last 2 runs" in page and "<td class=num>812 ms</td>" in page
+    s = copy.deepcopy(summary)
+    s["baseline"] = {
+        "run": {"source": "history:2", "run_dir": None, "history_id": 2, "plan": "p", "started_at": "t",
+                "verdict": "pass"},
+        "max_regression": 0.1,
+        "tolerance": {},
+        "plan_differences": ["its stages differ"],
+        "figures": [
+            {"figure": "latency_p99_ms", "endpoint": None, "kind": "latency", "unit": "ms", "baseline": 400.0,
+             "current": 612.0, "delta": 212.0, "delta_pct": 53.0, "noise": 3.0, "allowed": 40.0,
+             "change": "worse"}
+        ],
+    }  # fmt: skip
+    s.update(verdict="inconclusive", ending={"how": "interrupted", "at": "2026-11-24T08:05:00+00:00",
+                                             "plan_s": 300.0, "detail": None})  # fmt: skip
+    page = render(s)
+    assert "Baseline history #2" in page and "Warning: the plans differ (its stages differ)." in page
+    assert "✘ worse" in page and "+53.0%" in page
+    assert "Ended early: the run was interrupted at 2026-11-24T08:05:00+00:00, 300 s into the plan." in page
+    assert "Inconclusive: the run was interrupted before the plan&#x27;s end" in page

@@ -107,3 +107,27 @@ def test_measure_units():
     assert measure(612.0, "ms") == "612 ms"
     assert measure(None, "ms") == "—"
     assert measure(3, "") == "3"
+
+
+TREND = [
+    {"id": 3, "started_at": "2026-11-22T08:00:00+00:00", "verdict": "pass", "ending": "completed",
+     "qps_held": 640.0, "p99_ms": 300.0, "run_dir": "reports/a"},
+    {"id": 5, "started_at": "2026-11-24T08:00:00+00:00", "verdict": "inconclusive", "ending": "interrupted",
+     "qps_held": 647.2, "p99_ms": 310.0, "run_dir": "reports/b"},
+]  # fmt: skip
+
+
+def test_the_plans_trend_how_the_run_ended_and_the_baseline():
+    assert "## Trend" not in render_markdown(summary())
+    md = render_markdown(summary(), TREND)
+    assert "## Trend: the plan's last 2 runs" in md
+    assert "| #5 | 2026-11-24T08:00:00+00:00 | inconclusive | interrupted | 647.2 | 310 |" in md
+    ended = {"how": "interrupted", "at": "2026-11-24T08:01:00+00:00", "plan_s": 60.0, "detail": None}
+    md = render_markdown(summary(ending=ended))
+    assert "**Ended early: interrupted at 2026-11-24T08:01:00+00:00 (plan time 60 s).**" in md
+    base = summary()
+    run = {"source": "last-pass", "run_dir": "reports/a", "history_id": 3, "plan": "jifenbao",
+           "started_at": base["started_at"], "verdict": "pass"}  # fmt: skip
+    md = render_markdown(summary(baseline={"run": run, "summary": base, "max_regression": 0.1}))
+    assert "## Against the baseline run" in md and "Baseline: reports/a (plan jifenbao" in md
+    assert "| latency_p99_ms | 310 ms | 310 ms | +0.0% |" in md and "| same |" in md

@@ -79,3 +79,32 @@ def test_closing_lines_name_verdict_checks_and_report():
     assert "held 142.0 req/s; - arrivals/s sent (planned 200)" in text  # an old summary: no arrivals_held
     lines = closing_lines({"qps": {"held": 647.2, "target": 240, "arrivals_held": 239.5}}, None)
     assert "held 647.2 req/s; 239.5 arrivals/s sent (planned 240)" in lines[1]
+
+
+def test_closing_lines_of_a_run_that_never_reached_its_gate_agree_with_its_checks():
+    summary = {
+        "verdict": "fail",
+        "exit_code": 1,
+        "plan": {"name": "jfb"},
+        "ending": {
+            "how": "aborted",
+            "at": "2026-11-24T08:00:03+00:00",
+            "plan_s": 3.3,
+            "detail": "aborted: 100%",
+        },
+        "qps": {"held": None, "target": 240.0, "arrivals_held": None},
+        "window": {"start": None, "end": None, "seconds": 0, "stages": []},
+        "error_rate": None,
+        "whole_run": {"requests": 163, "errors": 163},
+        "checks": [{"name": "abort", "ok": False, "observed": "aborted: 100%", "limit": None}],
+        "reasons": ["The run was stopped: 100%"],
+    }
+    lines = closing_lines(summary, None)
+    assert (
+        lines[1] == "  ended early: aborted at 2026-11-24T08:00:03+00:00 (3.3 s into the plan): aborted: 100%"
+    )
+    assert lines[2] == (
+        "  plan jfb: the gate window never began (planned 240 arrivals/s there); whole run: 163 requests,"
+        " errors 100.00%"
+    )
+    assert "errors 0.00%" not in "\n".join(lines) and "over 0 s" not in "\n".join(lines)
