@@ -2,9 +2,10 @@
 
 Every successful points.send (or voucher.send) stays in the idempotency store until its window
 closes or the cap evicts it: that, times the cap, is the memory a soak can reach. This drives
-the real `Gateway.dispatch` + `render` in-process (the same form the load tests send: a new
-partner_biz_no per call, users from a population created beforehand) and counts, with tracemalloc,
-the bytes still allocated after N calls, per call; then the store's entries, and the cap's memory.
+the real `Gateway.answer` (parsing, then the request pipeline) in-process (the same form the load
+tests send: a new partner_biz_no per call, users from a population created beforehand) and counts,
+with tracemalloc, the bytes still allocated after N calls, per call; then the store's entries, and
+the cap's memory.
 
     .venv/bin/python bench/idempotency_memory.py                 # points.send, ~10 s
     .venv/bin/python bench/idempotency_memory.py --method voucher.send --calls 50000
@@ -75,8 +76,8 @@ def main() -> None:
     now = time.time()
 
     def call(i: int) -> None:
-        reply = gateway.dispatch(b"", form(method, key_name, extra, i), time.perf_counter(), now)
-        assert b'"code":"10000"' in gateway.render(reply), reply
+        reply = gateway.answer(b"", form(method, key_name, extra, i), time.perf_counter(), now)
+        assert b'"code":"10000"' in reply.body, reply
 
     for i in range(USERS):  # the population, and every cache, before measuring
         call(i)

@@ -24,6 +24,9 @@ _EXPORTS = {
     "Platform": "mock_platform.wxpay",
     "openapi_document": "mock_platform.openapi",
     "Faults": "mock_platform.faults",
+    "Pipeline": "mock_platform.pipeline",
+    "Reply": "mock_platform.pipeline",
+    "Wire": "mock_platform.pipeline",
     "start_serving": "mock_platform.serving",
     "Serving": "mock_platform.serving",
 }

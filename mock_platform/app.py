@@ -15,6 +15,7 @@ from mock_platform.faults import Faults
 from mock_platform.gateway import Gateway
 from mock_platform.ledger import Ledger
 from mock_platform.metrics import Metrics
+from mock_platform.pipeline import Pipeline
 from mock_platform.wxpay import Platform
 
 
@@ -72,9 +73,10 @@ def create_app(config: MockConfig | None = None) -> web.Application:
     )
     app = web.Application(client_max_size=MAX_BODY_BYTES_CAP)
     app[STATE] = state
-    gateway = app[GATEWAY] = Gateway(state)
+    pipeline = Pipeline(state.faults, state.ledger, state.metrics)  # every platform call goes through it
+    gateway = app[GATEWAY] = Gateway(state, pipeline)
     app.router.add_route("*", "/gateway.do", gateway.handle)
-    wechat.add_routes(app, state)
+    wechat.add_routes(app, state, pipeline)
     sim.add_routes(app, state)
     admin.add_routes(app, state)
     app.router.add_get("/metrics", _metrics)

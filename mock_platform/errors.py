@@ -22,6 +22,8 @@ class GatewayError(Exception):
     Alipay does for a bad auth code or token.
     """
 
+    status = 200  # the HTTP status it answers with: Alipay's is always 200 (gateway.Refusal: 405/413)
+
     def __init__(
         self,
         code: str,

@@ -4,10 +4,12 @@ aiohttp's request/response cycle costs about as much CPU as everything the gatew
 (~185,000 of ~300,000 instructions per voucher.send), and the gateway is what a load test drives
 at thousands of requests per second on one core. So each connection starts with this protocol,
 which reads request heads with llhttp (through httptools, as uvicorn does: the same C parser
-aiohttp's own extension runs) and answers the plain case through the same `Gateway` (`dispatch`,
-`render`) the aiohttp route uses: `POST /gateway.do` in HTTP/1.1 with one Host, a Content-Length
-within the body limit, a usual form Content-Type, and nothing that needs more of HTTP (chunked
-bodies, `Expect`, `Upgrade`, `Content-Encoding`).
+aiohttp's own extension runs) and answers the plain case through the same `Gateway.answer` (the
+Alipay dialect's parsing, then the request pipeline) the aiohttp route uses: `POST /gateway.do`
+in HTTP/1.1 with one Host, a Content-Length within the body limit, a usual form Content-Type, and
+nothing that needs more of HTTP (chunked bodies, `Expect`, `Upgrade`, `Content-Encoding`). Like
+the aiohttp routes it only writes the pipeline's Reply out: its delay, then the answer or the
+dropped connection.
 
 Anything else (another route, another method, HTTP/1.0, a head llhttp refuses, garbage) goes to
 aiohttp's own protocol, with the connection and every byte from the request where aiohttp's
@@ -31,7 +33,7 @@ import math
 import socket
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any, cast
@@ -40,7 +42,9 @@ import aiohttp
 import httptools
 from aiohttp.http import SERVER_SOFTWARE
 
-from mock_platform.gateway import USUAL_FORM_HEADERS, Gateway, Reply, close_transport
+from mock_platform.aioroutes import close_transport
+from mock_platform.gateway import JSON_HEADERS, USUAL_FORM_HEADERS, Gateway
+from mock_platform.pipeline import RESET, Reply
 
 log = logging.getLogger(__name__)
 
@@ -99,16 +103,26 @@ _DATE = _DateHeader()
 
 
 _OK = b"HTTP/1.1 200 OK"
-_TYPE_LENGTH = b"\r\nContent-Type: application/json;charset=utf-8\r\nContent-Length: "
+_LENGTH = b"\r\nContent-Length: "
 _SERVER = b"\r\nServer: " + SERVER_SOFTWARE.encode("ascii")
 
 
-def _head(status: int, length: int, close: bool) -> bytes:
-    """The response head, with the headers aiohttp's route sends, in its order."""
+def _fields(headers: Mapping[str, str]) -> bytes:
+    """A reply's header lines, each after its CRLF."""
+    return b"".join(f"\r\n{name}: {value}".encode("latin-1") for name, value in headers.items())
+
+
+_JSON_FIELDS = _fields(JSON_HEADERS)  # what the gateway's answers carry, encoded once
+
+
+def _head(status: int, headers: Mapping[str, str], length: int, close: bool) -> bytes:
+    """The response head, as aiohttp's route writes it: the reply's headers, then Content-Length,
+    Date and Server, in its order."""
     return b"".join(
         (
             _OK if status == 200 else f"HTTP/1.1 {status} {HTTPStatus(status).phrase}".encode(),
-            _TYPE_LENGTH,
+            _JSON_FIELDS if headers is JSON_HEADERS else _fields(headers),
+            _LENGTH,
             str(length).encode("ascii"),
             b"\r\nDate: ",
             _DATE.value(),
@@ -406,7 +420,7 @@ class GatewayFront(asyncio.Protocol):
             if self._hand_off_at is not None:
                 self._hand_off_at -= consumed
             self._server.answered += 1
-            reply = gateway.dispatch(plain.query, body, started, time.time())
+            reply = gateway.answer(plain.query, body, started, time.time())
             if reply.delay > 0:
                 self._pending = asyncio.get_running_loop().call_later(
                     reply.delay, self._answer_late, reply, plain.close
@@ -475,10 +489,10 @@ class GatewayFront(asyncio.Protocol):
         if transport is None:
             return False
         if reply.drop is not None:
-            close_transport(transport, reset=reply.drop == "reset")
+            close_transport(transport, reset=reply.drop == RESET)
             return False
-        body = self._server.gateway.render(reply)
-        transport.write(_head(reply.status, len(body), close) + body)
+        body = reply.body
+        transport.write(_head(reply.status, reply.headers, len(body), close) + body)
         if close:
             transport.close()
             return False

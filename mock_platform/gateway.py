@@ -1,21 +1,18 @@
-"""POST /gateway.do: the Alipay open-platform gateway.
+"""POST /gateway.do: the Alipay open-platform gateway, its half of the request pipeline.
 
-Per call: read the query and the form (form wins), check method, app and signature, parse
-biz_content, ask the faults, run the handler (synchronously: it is the ledger's critical
-section), wait the injected latency, answer the envelope. Every failure, bad input included, is
-an envelope; nothing here answers 5xx or leaks a traceback.
+`Gateway.answer` reads a call from the query and the form (form wins), checking method, app,
+signature and biz_content, and hands it to the pipeline (pipeline.py), which answers through
+`AlipayWire`: the envelope, signed with RSA2 when the request was. Both HTTP front ends end here:
+the gateway front (front.py) with the bytes it read, aiohttp's route (`Gateway.handle`) with the
+request it was given. Every failure, bad input included, is an envelope; nothing here answers 5xx
+or leaks a traceback.
 """
 
 from __future__ import annotations
 
-import asyncio
 import binascii
-import logging
-import socket
-import struct
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
 import orjson
@@ -23,14 +20,16 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
 from mock_platform import envelope, signing
+from mock_platform.aioroutes import BodyTooLarge, buffered_body, read_body, respond
 from mock_platform.errors import GatewayError
 from mock_platform.faults import Decision
 from mock_platform.methods import METHODS, Call
+from mock_platform.pipeline import Pipeline, Reply, Sign
 
 if TYPE_CHECKING:
-    from mock_platform.app import MockState
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-log = logging.getLogger(__name__)
+    from mock_platform.app import MockState
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 # What the SDKs and HTTP clients send, accepted without parsing the header on the hot path.
@@ -40,12 +39,14 @@ USUAL_FORM_HEADERS = frozenset(
 )
 MAX_FIELDS = 200
 INVALID_METHOD = "(invalid)"  # metrics label for calls whose method is missing or unknown
+RSA2: Sign = "RSA2"  # sign the answer (the only mode Alipay has)
 # Prebuilt: web.Response copies a CIMultiDict faster than it converts a dict.
-_JSON_HEADERS = CIMultiDict({hdrs.CONTENT_TYPE: "application/json;charset=utf-8"})
+JSON_HEADERS = CIMultiDict({hdrs.CONTENT_TYPE: "application/json;charset=utf-8"})
+_ALLOW_POST = CIMultiDict({**JSON_HEADERS, hdrs.ALLOW: "POST"})
 
 
 class Refusal(GatewayError):
-    """A gateway-level refusal, rendered before any handler ran (`status` != 200 only for 405/413)."""
+    """A gateway-level refusal, before any handler ran (`status` != 200 only for 405/413)."""
 
     def __init__(self, code: str, sub_code: str, sub_msg: str, *, status: int = 200, error_node: bool = True):
         super().__init__(code, sub_code, sub_msg, error_node=error_node)
@@ -54,39 +55,6 @@ class Refusal(GatewayError):
 
 def _invalid(sub_code: str, sub_msg: str, *, error_node: bool = True) -> Refusal:
     return Refusal("40002", sub_code, sub_msg, error_node=error_node)
-
-
-def buffered_body(request: web.Request, limit: int) -> bytes | None:
-    """The whole body without awaiting when it is already buffered (a small form arrives with its
-    headers), None when it must be read; refuses more than `limit` bytes like `read_body`.
-
-    `request.read()` would copy it through a bytearray and two more awaits: ~4 µs a call under load.
-    """
-    content = request.content
-    if not content.is_eof():
-        return None
-    body = content.read_nowait()
-    if len(body) > limit:
-        raise Refusal("40002", "isv.invalid-parameter", f"request body over {limit} bytes", status=413)
-    return body
-
-
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The body, refusing more than `limit` bytes before reading them when the length is known."""
-    body = buffered_body(request, limit)
-    if body is not None:
-        return body
-    length = request.content_length
-    if length is not None:
-        if length > limit:
-            raise Refusal("40002", "isv.invalid-parameter", f"request body over {limit} bytes", status=413)
-        return await request.read()
-    body = bytearray()
-    async for chunk in request.content.iter_any():
-        body += chunk
-        if len(body) > limit:
-            raise Refusal("40002", "isv.invalid-parameter", f"request body over {limit} bytes", status=413)
-    return bytes(body)
 
 
 # Separators become NUL, "+" a space and "%" quoted-printable's "=", in one C pass; another keeps
@@ -173,72 +141,78 @@ def form_params(query: bytes, body: bytes, not_form: Refusal | None = None) -> d
     return params
 
 
-def _internal_error() -> dict:
-    return GatewayError("20000", "isp.unknow-error", "internal error in the mock platform").body()
+class AlipayWire:
+    """How the gateway answers: HTTP 200 (405/413 for the gateway's own refusals) and the envelope
+    `{"<method>_response" | "error_response": {...}, "sign": ...}`, signed with the mock's key when
+    the request was signed (or --sign-responses)."""
 
+    __slots__ = ("_signer",)
+    handlers = METHODS
+    answers = (GatewayError,)
 
-@dataclass(slots=True)  # not frozen: its __init__ would cost more on the hot path
-class Reply:
-    """What the gateway answers, before it is rendered: rendering (and the latency metric) waits
-    for `delay`, the injected latency; `drop` ("close" or "reset") ends the connection instead.
+    def __init__(self, private_key: RSAPrivateKey) -> None:
+        self._signer = lambda data: signing.sign(private_key, data)
 
-    Both HTTP fronts (aiohttp's route and `front.py`) carry it out the same way.
-    """
+    def success(self, method: str, result: dict[str, Any], sign: Sign) -> Reply:
+        inner = envelope.success(result)
+        body = envelope.render(envelope.node_name(method), inner, self._signer if sign else None)
+        return Reply(200, JSON_HEADERS, body, "10000")
 
-    status: int
-    node: str
-    inner: dict
-    signed: bool
-    method: str
-    started: float
-    delay: float = 0.0
-    drop: str | None = None
+    def failure(self, method: str, error: Exception, sign: Sign) -> Reply:
+        assert isinstance(error, GatewayError)
+        node = envelope.ERROR_NODE if error.error_node else envelope.node_name(method)
+        body = envelope.render(node, error.body(), self._signer if sign else None)
+        status = error.status
+        outcome = f"{error.code}/{error.sub_code}" if error.sub_code else error.code
+        return Reply(status, _ALLOW_POST if status == 405 else JSON_HEADERS, body, outcome)
+
+    def injected(self, decision: Decision) -> Exception:
+        return GatewayError(decision.code, decision.sub_code or None, decision.sub_msg or None)
+
+    def internal_error(self, method: str, sign: Sign) -> Reply:
+        """Alipay's 20000, under the method's node (error_response when the method is unknown)."""
+        error = GatewayError(
+            "20000",
+            "isp.unknow-error",
+            "internal error in the mock platform",
+            error_node=method == INVALID_METHOD,
+        )
+        return self.failure(method, error, sign)
 
 
 class Gateway:
-    """The /gateway.do logic bound to one mock's state, apart from any HTTP server: `dispatch`
-    turns a query and a form body into a Reply, `render` turns that into the envelope's bytes."""
+    """The Alipay dialect's parsing, bound to one mock: `answer` turns a query and a form body
+    into a Call for the pipeline (or a refusal), whichever HTTP front end read them."""
 
-    def __init__(self, state: MockState) -> None:
+    def __init__(self, state: MockState, pipeline: Pipeline) -> None:
         self.state = state
-        self._signer = lambda data: signing.sign(state.private_key, data)
+        self.pipeline = pipeline
+        self.wire = AlipayWire(state.private_key)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """The aiohttp route: every request `front.py` does not answer itself comes here."""
         started = time.perf_counter()
         try:
             body, not_form = await self._read_form(request)
-        except Refusal as error:
-            reply = self.refused(error, started)
-        except Exception:  # a body aiohttp cannot decode (a bad gzip, ...): still an envelope
-            log.exception("gateway: cannot read the request body")
-            reply = self.refused(None, started)
+        except Exception as error:  # 405, 413, or a body aiohttp cannot decode (a bad gzip, ...)
+            sign = RSA2 if self.state.config.sign_responses else None
+            reply = self.pipeline.refuse(self.wire, INVALID_METHOD, error, sign, started)
         else:
-            reply = self.dispatch(query_bytes(request), body, started, time.time(), not_form)
-        if reply.delay > 0:
-            await asyncio.sleep(reply.delay)
-        if reply.drop is not None:
-            drop_connection(request, reset=reply.drop == "reset")
-        response = web.Response(status=reply.status, body=self.render(reply), headers=_JSON_HEADERS)
-        if reply.status == 405:
-            response.headers["Allow"] = "POST"
-        elif reply.status == 413:
-            response.force_close()  # the rest of the body was never read
-        return response
+            reply = self.answer(query_bytes(request), body, started, time.time(), not_form)
+        return await respond(request, reply)
 
     async def _read_form(self, request: web.Request) -> tuple[bytes, Refusal | None]:
         """The body (405 and 413 raised), and the refusal of a body that is not a UTF-8 form,
-        which `dispatch` raises once it has read the query."""
+        which `answer` raises once it has read the query."""
         if request.method != "POST":
             raise Refusal("40002", "isv.invalid-parameter", "gateway.do accepts POST only", status=405)
-        limit = self.state.config.max_body_bytes
-        body = buffered_body(request, limit)
-        if body is None:
-            try:  # a body that never completes: closed, as the gateway front closes it
-                async with asyncio.timeout(self.state.config.body_timeout_s):
-                    body = await read_body(request, limit)
-            except TimeoutError:
-                drop_connection(request, reset=False)
+        config = self.state.config
+        try:
+            body = buffered_body(request, config.max_body_bytes)
+            if body is None:
+                body = await read_body(request, config.max_body_bytes, config.body_timeout_s)
+        except BodyTooLarge as exc:
+            raise Refusal("40002", "isv.invalid-parameter", str(exc), status=413) from None
         if body:
             try:
                 check_form_type(request)
@@ -246,55 +220,31 @@ class Gateway:
                 return body, error
         return body, None
 
-    def refused(self, error: Refusal | None, started: float) -> Reply:
-        """The Reply for a refusal before the params were read (405, 413), or for None: the body
-        could not be read at all (20000)."""
-        signed = self.state.config.sign_responses
-        if error is None:
-            return Reply(200, envelope.ERROR_NODE, _internal_error(), signed, INVALID_METHOD, started)
-        node = envelope.ERROR_NODE if error.error_node else envelope.node_name(INVALID_METHOD)
-        return Reply(error.status, node, error.body(), signed, INVALID_METHOD, started)
-
-    def dispatch(
+    def answer(
         self, query: bytes, body: bytes, started: float, now: float, not_form: Refusal | None = None
     ) -> Reply:
-        """Read the params, check method, app and signature, parse biz_content, ask the faults, run
-        the handler (synchronously: it is the ledger's critical section). Never raises.
+        """Read the params, check method, app and signature, parse biz_content, and answer through
+        the pipeline (synchronously: the handler is the ledger's critical section). Never raises.
 
         `not_form`: the refusal of a body that is not a UTF-8 form, raised after the query is read.
         """
-        state = self.state
-        method_label = INVALID_METHOD
-        signed = state.config.sign_responses
+        method = INVALID_METHOD
+        sign = RSA2 if self.state.config.sign_responses else None
         try:
             params = form_params(query, body, not_form)
-            sign = params.get("sign", "")
-            signed = signed or bool(sign)
-            method = params.get("method", "")
-            if not method:
+            signature = params.get("sign", "")
+            if signature:
+                sign = RSA2
+            name = params.get("method", "")
+            if not name:
                 raise Refusal("40001", "isv.missing-method", "the method parameter is missing")
-            handler = METHODS.get(method)
-            if handler is None:
-                raise _invalid("isv.invalid-method", f"no such method: {method[:100]}")
-            method_label = method
-            call = self._check(params, method, sign, now)
-            decision = state.faults.decide(method, call.app_id, now)
-            if decision is not None:
-                return self._fault(decision, method, signed, started)
-            try:
-                result = handler(state.ledger, call)
-                node, inner = envelope.node_name(method), envelope.success(result)
-            except GatewayError as error:
-                node = envelope.ERROR_NODE if error.error_node else envelope.node_name(method)
-                inner = error.body()
-            return Reply(200, node, inner, signed, method, started, state.faults.latency_s(method))
-        except Refusal as error:
-            node = envelope.ERROR_NODE if error.error_node else envelope.node_name(method_label)
-            return Reply(error.status, node, error.body(), signed, method_label, started)
-        except Exception:  # a mock bug must still answer an envelope, as Alipay's 20000 does
-            log.exception("gateway: unexpected error")
-            node = envelope.ERROR_NODE if method_label == INVALID_METHOD else envelope.node_name(method_label)
-            return Reply(200, node, _internal_error(), signed, method_label, started)
+            if name not in METHODS:
+                raise _invalid("isv.invalid-method", f"no such method: {name[:100]}")
+            method = name
+            call = self._check(params, method, signature, now)
+        except Exception as error:
+            return self.pipeline.refuse(self.wire, method, error, sign, started)
+        return self.pipeline.run(self.wire, call, call.app_id, sign, started)
 
     def _check(self, params: dict[str, str], method: str, sign: str, now: float) -> Call:
         """App id, signature and biz_content; the Call for the handler."""
@@ -353,50 +303,3 @@ class Gateway:
                 + content,
                 error_node=False,
             )
-
-    def _fault(self, decision: Decision, method: str, signed: bool, started: float) -> Reply:
-        if decision.kind in ("error", "throttle"):
-            error = GatewayError(decision.code, decision.sub_code or None, decision.sub_msg or None)
-            return Reply(200, envelope.node_name(method), error.body(), signed, method, started)
-        if decision.kind == "hang":
-            self.state.metrics.observe(method, "hang", time.perf_counter() - started)
-            return Reply(200, "", {}, signed, method, started, decision.hang_s, drop="close")
-        self.state.metrics.observe(method, "reset", time.perf_counter() - started)
-        return Reply(200, "", {}, signed, method, started, drop="reset")
-
-    def render(self, reply: Reply) -> bytes:
-        """The envelope's bytes, signed when the request was (or --sign-responses); counts the call
-        in the metrics, its latency measured up to now. A result that cannot be written (a mock
-        bug) answers 20000 instead, as an error raised in the handler would."""
-        signer = self._signer if reply.signed else None
-        try:
-            body = envelope.render(reply.node, reply.inner, signer)
-        except Exception:
-            log.exception("gateway: cannot render the answer")
-            reply.inner = _internal_error()
-            body = envelope.render(reply.node, reply.inner, signer)
-        inner = reply.inner
-        code = inner["code"]
-        sub_code = inner.get("sub_code")
-        self.state.metrics.observe(
-            reply.method, f"{code}/{sub_code}" if sub_code else code, time.perf_counter() - reply.started
-        )
-        return body
-
-
-def close_transport(transport: asyncio.BaseTransport, *, reset: bool) -> None:
-    """Close a connection without an answer: a TCP RST when `reset`, else a FIN."""
-    if reset:
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        cast(asyncio.Transport, transport).abort()
-    else:
-        transport.close()
-
-
-def drop_connection(request: web.Request, *, reset: bool) -> NoReturn:
-    """Close the client's connection without an answer (see close_transport), ending the handler."""
-    if request.transport is not None:
-        close_transport(request.transport, reset=reset)
-    raise asyncio.CancelledError

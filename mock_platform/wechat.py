@@ -1,30 +1,31 @@
 """WeChat routes: GET /sns/jscode2session and the WeChat Pay v3 routes (certificates, coupon
-stocks, coupons), over the handlers in methods/wechat.py.
+stocks, coupons), over the handlers in methods/wechat.py, through the request pipeline.
 
-jscode2session always answers HTTP 200, with `errcode`/`errmsg` on failure. Pay v3 answers an
-HTTP status with `{"code", "message"}` and a `Request-ID` header; a request with an
-Authorization header is verified (401 SIGN_ERROR otherwise, before anything changes), and every
-answer to a signed request (every answer with --sign-responses) carries the platform's
-Wechatpay-* signature headers, in the public-key or the certificate mode (wxpay.py). Without an
-Authorization header a call is taken as unsigned load traffic unless --strict, as on the Alipay
-side. Injected faults map to each dialect: throttling is errcode 45011 / HTTP 429
-FREQUENCY_LIMITED, an injected error is errcode -1 / HTTP 500 SYSTEM_ERROR.
+Two wires answer them. `LoginWire`: jscode2session always answers HTTP 200, with
+`errcode`/`errmsg` on failure. `PayWire`: Pay v3 answers an HTTP status with `{"code", "message"}`
+and a `Request-ID` header, and every answer to a signed request (every answer with
+--sign-responses) carries the platform's Wechatpay-* signature headers, in the public-key or the
+certificate mode (wxpay.py). A Pay v3 request with an Authorization header is verified before it
+becomes a call (401 SIGN_ERROR otherwise, before anything changes); without one it is taken as
+unsigned load traffic unless --strict, as on the Alipay side. Injected faults map to each
+dialect: throttling is errcode 45011 / HTTP 429 FREQUENCY_LIMITED, an injected error is errcode
+-1 / HTTP 500 SYSTEM_ERROR.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 from aiohttp import web
 
+from mock_platform.aioroutes import BodyTooLarge, read_body, respond
 from mock_platform.errors import WeChatError
-from mock_platform.gateway import Refusal, drop_connection, read_body
-from mock_platform.methods import WECHAT, Call
+from mock_platform.faults import Decision
+from mock_platform.ledger import Ledger
+from mock_platform.methods import WECHAT, Call, Handler
 from mock_platform.methods.wechat import (
     CODE2SESSION,
     CREATE_STOCK,
@@ -34,16 +35,14 @@ from mock_platform.methods.wechat import (
     SEND_COUPON,
     START_STOCK,
 )
-from mock_platform.wxpay import SignError, parse_authorization, verify_request
+from mock_platform.pipeline import Pipeline, Reply, Sign
+from mock_platform.wxpay import Platform, SignError, parse_authorization, verify_request
 
 if TYPE_CHECKING:
     from mock_platform.app import MockState
     from mock_platform.model import WxMerchant
 
-log = logging.getLogger(__name__)
-
 CERTIFICATES = "wechat.certificates"
-_JSON = "application/json; charset=utf-8"
 # The Pay v3 routes: (HTTP method, path, the handler's name).
 PAY_ROUTES = (
     ("GET", "/v3/certificates", CERTIFICATES),
@@ -54,55 +53,101 @@ PAY_ROUTES = (
     ("POST", "/v3/marketing/favor/users/{openid}/coupons", SEND_COUPON),
     ("GET", "/v3/marketing/favor/users/{openid}/coupons/{coupon_id}", QUERY_COUPON),
 )
+PUBLIC_KEY: Sign = "public_key"  # sign answers with the WeChat Pay public key (serial PUB_KEY_ID_…)
+CERTIFICATE: Sign = "certificate"  # sign answers with the platform certificate's key
 _THROTTLED = WeChatError(429, "FREQUENCY_LIMITED", "请求过于频繁 (injected throttle)")
 _INJECTED_ERROR = WeChatError(500, "SYSTEM_ERROR", "系统繁忙，请稍后重试 (injected error)")
+_SYSTEM_ERROR = WeChatError(500, "SYSTEM_ERROR", "系统错误 (internal error in the mock)")
 _LOGIN_INJECTED = {
     "throttle": WeChatError(200, "45011", "api minute-quota reach limit mustslower retry next minute"),
     "error": WeChatError(200, "-1", "system error"),
 }
+_LOGIN_HEADERS = {"Content-Type": "application/json"}
+
+
+class PayWire:
+    """Pay v3's answers: the status, `{code, message}` on failure, a Request-ID, and the
+    Wechatpay-* signature headers when asked (signed here, once, over the exact body)."""
+
+    __slots__ = ("_platform", "handlers")
+    answers = (WeChatError, SignError)
+
+    def __init__(self, platform: Platform) -> None:
+        self._platform = platform
+        pay = {name: WECHAT[name] for _, _, name in PAY_ROUTES if name != CERTIFICATES}
+        self.handlers: dict[str, Handler] = {**pay, CERTIFICATES: self._certificates}
+
+    def success(self, method: str, result: dict[str, Any], sign: Sign) -> Reply:
+        return self._reply(200, result, sign)
+
+    def failure(self, method: str, error: Exception, sign: Sign) -> Reply:
+        if isinstance(error, SignError):
+            return self._reply(401, {"code": "SIGN_ERROR", "message": f"签名错误 ({error})"}, sign)
+        assert isinstance(error, WeChatError)
+        return self._reply(error.status, {"code": error.code, "message": error.message}, sign)
+
+    def injected(self, decision: Decision) -> Exception:
+        return _THROTTLED if decision.kind == "throttle" else _INJECTED_ERROR
+
+    def internal_error(self, method: str, sign: Sign) -> Reply:
+        return self.failure(method, _SYSTEM_ERROR, sign)
+
+    def _reply(self, status: int, payload: dict[str, Any], sign: Sign) -> Reply:
+        body = orjson.dumps(payload)
+        headers = {"Content-Type": "application/json; charset=utf-8", "Request-ID": secrets.token_hex(16)}
+        if sign is not None:
+            headers.update(self._platform.sign_headers(body, certificate_mode=sign == CERTIFICATE))
+        return Reply(status, headers, body, "200" if status == 200 else f"{status}/{payload['code']}")
+
+    def _certificates(self, ledger: Ledger, call: Call) -> dict[str, Any]:
+        """GET /v3/certificates: the platform certificate under the calling merchant's APIv3 key."""
+        merchant = ledger.wx_merchants.get(call.app_id) if call.app_id else None
+        if merchant is None:
+            raise SignError("GET /v3/certificates must be signed by a registered merchant")
+        if merchant.apiv3_key is None:
+            raise WeChatError(403, "NO_AUTH", "商户未设置APIv3密钥 (register the merchant with an apiv3_key)")
+        return self._platform.certificates(merchant.apiv3_key)
+
+
+class LoginWire:
+    """jscode2session's answers: HTTP 200 always, `{errcode, errmsg}` on failure."""
+
+    __slots__ = ()
+    handlers: ClassVar[dict[str, Handler]] = {CODE2SESSION: WECHAT[CODE2SESSION]}
+    answers = (WeChatError,)
+
+    def success(self, method: str, result: dict[str, Any], sign: Sign) -> Reply:
+        return Reply(200, _LOGIN_HEADERS, orjson.dumps(result), "0")
+
+    def failure(self, method: str, error: Exception, sign: Sign) -> Reply:
+        assert isinstance(error, WeChatError)
+        code = int(error.code) if error.code.lstrip("-").isdigit() else -1
+        body = orjson.dumps({"errcode": code, "errmsg": error.message})
+        return Reply(200, _LOGIN_HEADERS, body, error.code)
+
+    def injected(self, decision: Decision) -> Exception:
+        return _LOGIN_INJECTED[decision.kind]
+
+    def internal_error(self, method: str, sign: Sign) -> Reply:
+        return self.failure(method, _LOGIN_INJECTED["error"], sign)
 
 
 class WeChatRoutes:
-    def __init__(self, state: MockState) -> None:
+    """The aiohttp routes: each parses its request into a call for the pipeline and writes the
+    reply out."""
+
+    def __init__(self, state: MockState, pipeline: Pipeline) -> None:
         self.state = state
-
-    async def _fault(
-        self, request: web.Request, method: str, key: str, now: float, started: float
-    ) -> str | None:
-        """None to serve normally, "throttle" or "error" to answer with, or the connection is dropped."""
-        decision = self.state.faults.decide(method, key, now)
-        if decision is None:
-            return None
-        if decision.kind in ("throttle", "error"):
-            return decision.kind
-        self.state.metrics.observe(method, decision.kind, time.perf_counter() - started)
-        if decision.kind == "hang":
-            await asyncio.sleep(decision.hang_s)
-        drop_connection(request, reset=decision.kind == "reset")
-
-    async def _latency(self, method: str) -> None:
-        latency = self.state.faults.latency_s(method)
-        if latency > 0:
-            await asyncio.sleep(latency)
+        self.pipeline = pipeline
+        self.pay_wire = PayWire(state.wechat)
+        self.login_wire = LoginWire()
 
     async def jscode2session(self, request: web.Request) -> web.StreamResponse:
         started, now = time.perf_counter(), time.time()
         params = dict(request.query)
-        injected = await self._fault(request, CODE2SESSION, params.get("appid", ""), now, started)
-        body: dict[str, Any]
-        try:
-            if injected is not None:
-                raise _LOGIN_INJECTED[injected]
-            try:
-                body = WECHAT[CODE2SESSION](self.state.ledger, Call("", CODE2SESSION, params, {}, now))
-                outcome = "0"
-            finally:
-                await self._latency(CODE2SESSION)
-        except WeChatError as error:
-            code = int(error.code) if error.code.lstrip("-").isdigit() else -1
-            body, outcome = {"errcode": code, "errmsg": error.message}, error.code
-        self.state.metrics.observe(CODE2SESSION, outcome, time.perf_counter() - started)
-        return web.Response(body=orjson.dumps(body), content_type="application/json")
+        call = Call("", CODE2SESSION, params, {}, now)
+        reply = self.pipeline.run(self.login_wire, call, params.get("appid", ""), None, started)
+        return await respond(request, reply)
 
     def pay_handler(self, method: str) -> Any:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -111,71 +156,47 @@ class WeChatRoutes:
         return handle
 
     async def pay(self, request: web.Request, method: str) -> web.StreamResponse:
-        """One Pay v3 call: body, signature, JSON, faults, handler, latency, signed answer, metrics."""
+        """One Pay v3 call: body, signature and JSON make the call; the pipeline answers it."""
         state = self.state
         started, now = time.perf_counter(), time.time()
+        header = request.headers.get("Authorization")
         merchant: WxMerchant | None = None
-        signed = False
-        status, result = 200, None
         try:
-            raw = await read_body(request, state.config.max_body_bytes)
-            header = request.headers.get("Authorization")
+            try:
+                raw = await read_body(request, state.config.max_body_bytes, state.config.body_timeout_s)
+            except BodyTooLarge as exc:
+                raise WeChatError(413, "PARAM_ERROR", str(exc)) from None
             if header is not None:
-                signed = True
                 auth = parse_authorization(header)
                 merchant = state.ledger.wx_merchants.get(auth.mchid)
                 verify_request(merchant, auth, request.method, request.raw_path, raw, now)
             elif state.config.strict:
                 raise SignError("the Authorization header is missing")
             payload = _json_body(raw) if request.method == "POST" else {}  # a GET's body is ignored
-            params = {**request.query, **request.match_info}
-            key = (
-                merchant.mchid
-                if merchant
-                else str(payload.get("stock_creator_mchid") or payload.get("appid") or "")
-            )
-            injected = await self._fault(request, method, key, now, started)
-            if injected is not None:
-                raise _THROTTLED if injected == "throttle" else _INJECTED_ERROR
-            try:
-                if method == CERTIFICATES:
-                    result = self._certificates(merchant)
-                else:
-                    call = Call(merchant.mchid if merchant else "", method, params, payload, now)
-                    result = WECHAT[method](state.ledger, call)
-            finally:
-                await self._latency(method)
-        except Refusal as exc:  # body over the size limit
-            status, result = exc.status, {"code": "PARAM_ERROR", "message": exc.sub_msg}
-        except SignError as exc:
-            status, result = 401, {"code": "SIGN_ERROR", "message": f"签名错误 ({exc})"}
-        except WeChatError as exc:
-            status, result = exc.status, {"code": exc.code, "message": exc.message}
-        except Exception:  # a mock bug still answers as WeChat Pay would
-            log.exception("wechat: unexpected error in %s", method)
-            status, result = 500, {"code": "SYSTEM_ERROR", "message": "系统错误 (internal error in the mock)"}
-        body = orjson.dumps(result)
-        response = web.Response(status=status, body=body, content_type="application/json", charset="utf-8")
-        response.headers["Request-ID"] = secrets.token_hex(16)
-        if signed or state.config.sign_responses:
-            platform = state.wechat
-            serial = request.headers.get("Wechatpay-Serial")
-            certificate_mode = serial == platform.certificate_serial or (
-                serial != platform.public_key_id and merchant is not None and merchant.apiv3_key is not None
-            )
-            response.headers.update(platform.sign_headers(body, certificate_mode=certificate_mode))
-        outcome = "200" if status == 200 else f"{status}/{result['code']}"
-        state.metrics.observe(method, outcome, time.perf_counter() - started)
-        if status == 413:
-            response.force_close()
-        return response
+        except Exception as error:
+            sign = self._sign(request, header is not None, merchant)
+            reply = self.pipeline.refuse(self.pay_wire, method, error, sign, started)
+        else:
+            mchid = merchant.mchid if merchant else ""
+            key = mchid or str(payload.get("stock_creator_mchid") or payload.get("appid") or "")
+            call = Call(mchid, method, {**request.query, **request.match_info}, payload, now)
+            sign = self._sign(request, header is not None, merchant)
+            reply = self.pipeline.run(self.pay_wire, call, key, sign, started)
+        return await respond(request, reply)
 
-    def _certificates(self, merchant: WxMerchant | None) -> dict[str, Any]:
-        if merchant is None:
-            raise SignError("GET /v3/certificates must be signed by a registered merchant")
-        if merchant.apiv3_key is None:
-            raise WeChatError(403, "NO_AUTH", "商户未设置APIv3密钥 (register the merchant with an apiv3_key)")
-        return self.state.wechat.certificates(merchant.apiv3_key)
+    def _sign(self, request: web.Request, signed: bool, merchant: WxMerchant | None) -> Sign:
+        """How to sign the answer: not at all for unsigned traffic (unless --sign-responses); in
+        the certificate mode when the request named the certificate's serial in Wechatpay-Serial,
+        or named none and the merchant has an APIv3 key; else in the public-key mode."""
+        if not (signed or self.state.config.sign_responses):
+            return None
+        platform = self.state.wechat
+        serial = request.headers.get("Wechatpay-Serial")
+        if serial == platform.certificate_serial or (
+            serial != platform.public_key_id and merchant is not None and merchant.apiv3_key is not None
+        ):
+            return CERTIFICATE
+        return PUBLIC_KEY
 
 
 def _json_body(raw: bytes) -> dict[str, Any]:
@@ -191,8 +212,8 @@ def _json_body(raw: bytes) -> dict[str, Any]:
     return payload
 
 
-def add_routes(app: web.Application, state: MockState) -> None:
-    routes = WeChatRoutes(state)
+def add_routes(app: web.Application, state: MockState, pipeline: Pipeline) -> None:
+    routes = WeChatRoutes(state, pipeline)
     app.router.add_get("/sns/jscode2session", routes.jscode2session)
     for verb, path, method in PAY_ROUTES:
         app.router.add_route(verb, path, routes.pay_handler(method))

@@ -8,6 +8,7 @@ path (what real clients send) are checked to take it.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import random
@@ -19,9 +20,10 @@ import urllib.parse
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from mock_platform import signing
-from mock_platform.front import MAX_BODY_BYTES, MAX_HEAD_BYTES, PAUSE_READING_BYTES, HeadReader
+from mock_platform.front import MAX_BODY_BYTES, MAX_HEAD_BYTES, PAUSE_READING_BYTES, HeadReader, _head
 
 ACT = "ACT1"
 SEED = {
@@ -431,3 +433,32 @@ def test_real_clients_take_the_fast_path(make_mock) -> None:
     finally:
         client.close()
     assert mock.serving.front.answered == 2 and mock.serving.front.handed_off == 0
+
+
+async def _aiohttp_answer(status: int, headers: dict[str, str], body: bytes) -> bytes:
+    """What aiohttp writes for web.Response(status, body, headers) to a client asking to close."""
+
+    async def handler(request: web.BaseRequest) -> web.Response:
+        return web.Response(status=status, body=body, headers=headers)
+
+    runner = web.ServerRunner(web.Server(handler), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        reader, writer = await asyncio.open_connection(*runner.addresses[0][:2])
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        raw = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        return raw
+    finally:
+        await runner.cleanup()
+
+
+def test_a_replys_own_headers_are_written_as_aiohttp_writes_them() -> None:
+    """The gateway's answers carry one Content-Type, encoded once; any other headers a Reply
+    carries are written in aiohttp's order too."""
+    headers = {"Content-Type": "application/json; charset=utf-8", "Request-ID": "ab12", "Allow": "POST"}
+    body = b'{"code":"PARAM_ERROR"}'
+    want = asyncio.run(_aiohttp_answer(400, headers, body))
+    assert DATE_RE.sub(b"", _head(400, headers, len(body), True) + body) == DATE_RE.sub(b"", want)

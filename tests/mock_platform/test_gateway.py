@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from mock_platform import envelope, signing
 from mock_platform.app import GATEWAY, create_app
 from mock_platform.config import MockConfig
-from mock_platform.gateway import Reply, parse_form
+from mock_platform.gateway import parse_form
 from mock_platform.methods import METHODS
 
 APP_ID = "2021000000000001"
@@ -364,12 +364,12 @@ def test_a_body_that_cannot_be_decoded_answers_20000(make_mock, front) -> None:
     assert mock.admin("GET", "/admin/health")[0] == 200
 
 
-def test_a_result_that_cannot_be_written_answers_20000() -> None:
+def test_a_result_that_cannot_be_written_answers_20000(monkeypatch) -> None:
     """A mock bug (a handler result orjson cannot write) still answers an envelope."""
     gateway = create_app(MockConfig())[GATEWAY]
-    inner = {"code": "10000", "msg": "Success", "bad": object()}
-    reply = Reply(200, "alipay_user_info_share_response", inner, False, "alipay.user.info.share", 0.0)
-    node, inner = doc_of(gateway.render(reply))
+    monkeypatch.setitem(METHODS, "alipay.user.info.share", lambda ledger, call: {"bad": object()})
+    reply = gateway.answer(b"", b"method=alipay.user.info.share&app_id=1", time.perf_counter(), time.time())
+    node, inner = doc_of(reply.body)
     assert node == "alipay_user_info_share_response" and inner["code"] == "20000"
 
 
