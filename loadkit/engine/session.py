@@ -8,13 +8,15 @@ the role (`roles.py`). Judging happens once per test, in the role's finish.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 
 from loadkit.engine.clock import PlanClock, set_plan_clock
 from loadkit.engine.pacing import ArrivalPacer
+from loadkit.engine.probe import LoopProbe
 from loadkit.measure.figures import Arrivals, Ending, EndingHow, Evidence, Generator, iso
-from loadkit.measure.generator import CpuSampler, GeneratorHealth
+from loadkit.measure.generator import GeneratorHealth, HealthDelta
 from loadkit.measure.recorder import Recorder
 from loadkit.measure.verdict import judge
 from loadkit.plan import Plan
@@ -38,8 +40,8 @@ class RunSession:
         self.mock = mock
         self.recorder = Recorder(plan)
         self.pacer: ArrivalPacer | None = None
-        self.cpu = CpuSampler()
-        self.health = GeneratorHealth()
+        self.probe = LoopProbe(free_users=self._free_users)
+        self.health = GeneratorHealth(plan.gate_window())
         self.t0: float | None = None
         self.started_at: float | None = None
         self.abort_reason: str | None = None
@@ -61,6 +63,9 @@ class RunSession:
         # looked up on each call: begin() gives every test a new recorder
         self.recorder.record_arrival(t)
 
+    def _free_users(self) -> int | None:
+        return self.pacer.waiting if self.pacer is not None else None
+
     def begin(self, t0: float, *, phase: float = 0.5) -> None:
         """A new test starts: forget the previous one (the web UI can run several).
 
@@ -69,11 +74,12 @@ class RunSession:
         self.started_at = time.time()
         self.recorder = Recorder(self.plan)
         self.recorder.start(t0)
-        self.health = GeneratorHealth()
+        self.health = GeneratorHealth(self.plan.gate_window())
         self.abort_reason = None
         self.judged = False
         if self.pacer is not None:
             self.pacer.start(t0, phase=phase)
+        self.probe.start(t0)
         set_plan_clock(PlanClock(self.plan, t0))
 
     def prepare_mock(self) -> None:
@@ -90,17 +96,25 @@ class RunSession:
 
     # --- figures ---------------------------------------------------------------------------
 
-    def gate_bounds(self) -> tuple[float, float]:
-        """Epoch start and end of the gate window."""
-        assert self.t0 is not None
-        start, end = self.plan.gate_window()
-        return self.t0 + start, self.t0 + end
+    def health_delta(self) -> HealthDelta:
+        """This process's health since the last call: what its probe and its pacer saw."""
+        pacer = self.pacer
+        return {
+            "seconds": self.probe.take(),
+            "late": pacer.take_causes() if pacer is not None else {},
+            "pending": pacer.pending() if pacer is not None else {},
+        }
+
+    def collect_health(self, node: str) -> None:
+        """Add this process's own health delta (local or master) to the run's."""
+        self.health.add(node, self.health_delta(), paces=self.pacer is not None)
 
     def generator(self, workers: int, *, until: float | None = None) -> Generator:
-        start, end = self.gate_bounds()
-        if until is not None:
-            end = min(end, until)
-        return self.health.summary(start, end, workers)
+        """The generator's figures over the gate window; with ``until`` (epoch seconds, a live
+        view) over the run so far while the gate has not begun."""
+        if until is not None and self.t0 is not None and until - self.t0 < self.plan.gate_window()[0]:
+            return self.health.summary(workers, window=(0.0, math.inf))
+        return self.health.summary(workers)
 
     def live(self, arrivals: Arrivals, generator: Generator, *, lag_s: float = 0.0) -> dict:
         """Figures so far, shaped like summary.json, for the web UI and the progress line.
@@ -157,7 +171,9 @@ class RunSession:
 
     def evidence(self, arrivals: Arrivals, generator: Generator, *, finished: float) -> Evidence:
         """The measured figures of the test (cut at `finished`) with arrivals, generator, abort."""
-        evidence: Evidence = {**self.recorder.figures(until=finished), "arrivals": arrivals}
+        figures = self.recorder.figures(until=finished)
+        figures["timeseries"].update(self.health.timeseries(len(figures["timeseries"]["t"])))
+        evidence: Evidence = {**figures, "arrivals": arrivals}
         evidence["whole_run"] = self.recorder.whole_run()
         evidence["generator"] = generator
         evidence["abort"] = {"reason": self.abort_reason} if self.abort_reason else None

@@ -18,6 +18,7 @@ import orjson
 
 from loadkit.measure.figures import (
     EMPTY_ARRIVALS,
+    EMPTY_GENERATOR,
     EMPTY_LATENCY,
     EMPTY_TIMESERIES,
     Arrivals,
@@ -37,7 +38,10 @@ from loadkit.measure.figures import (
 from loadkit.measure.verdict import EXIT_CODES, judge
 from loadkit.plan import Plan
 
-SCHEMA = 2  # 2: `ending`; arrivals add up (on_time, unsent); no stray keys. 1: the first.
+# 3: the generator's health (loop lag, time unhealthy, late arrivals by cause, per process and per
+# second in `timeseries`), each check's `effect`. 2: `ending`; arrivals add up (on_time, unsent);
+# no stray keys. 1: the first.
+SCHEMA = 3
 
 
 class PlanInfo(TypedDict):
@@ -55,6 +59,7 @@ class CheckDoc(TypedDict):
     unit: str
     kind: str  # budget | integrity | health
     reason: str | None
+    effect: str  # pass | fail | inconclusive: what the check does to the verdict
 
 
 class Summary(TypedDict):
@@ -78,7 +83,7 @@ class Summary(TypedDict):
     whole_run: WholeRun
     checks: list[CheckDoc]
     endpoints: dict[str, Endpoint]
-    generator: Generator | dict[str, Any]
+    generator: Generator
     errors: list[ErrorKind]
     abort: dict[str, Any] | None
     audit: dict[str, Any] | None
@@ -135,12 +140,12 @@ def build_summary(
         "whole_run": evidence.get("whole_run") or {"requests": 0, "errors": 0},
         "checks": [cast(CheckDoc, c.as_dict()) for c in checks],
         "endpoints": evidence.get("endpoints") or {},
-        "generator": evidence.get("generator") or {},
+        "generator": {**EMPTY_GENERATOR, **(evidence.get("generator") or {})},
         "errors": evidence.get("errors") or [],
         "abort": evidence.get("abort"),
         "audit": evidence.get("audit"),
         "reconciliation": evidence.get("reconciliation"),
-        "timeseries": evidence.get("timeseries") or EMPTY_TIMESERIES,
+        "timeseries": {**EMPTY_TIMESERIES, **(evidence.get("timeseries") or {})},
     }
     return cast(Summary, json_safe(doc))
 
@@ -162,15 +167,17 @@ def dumps(summary: Mapping[str, Any]) -> bytes:
 def load_summary(doc: Any) -> Summary:
     """A summary read from disk, of this schema or an older one, with every key present.
 
-    Schema 1 lacked `ending`, `arrivals.on_time`/`unsent` and `qps.arrivals_held`, and could carry
-    stray diagnostic keys (`seen`, `beyond`, `run`), which are dropped. Raises ValueError when
-    `doc` is not a loadkit summary at all."""
+    Schema 2 lacked the generator's health (loop lag, causes, processes: unknown, so null or
+    empty) and the checks' `effect` (derived from `ok` and `kind`, as the verdict then did).
+    Schema 1 also lacked `ending`, `arrivals.on_time`/`unsent` and `qps.arrivals_held`, and could
+    carry stray diagnostic keys (`seen`, `beyond`, `run`), which are dropped. Raises ValueError
+    when `doc` is not a loadkit summary at all."""
     if not isinstance(doc, Mapping) or doc.get("tool") != "loadkit" or "verdict" not in doc:
         raise ValueError("not a loadkit summary (no tool: loadkit / verdict)")
     out: dict[str, Any] = {key: doc.get(key) for key in KEYS}
     out["schema"] = SCHEMA
     out["reasons"] = list(doc.get("reasons") or [])
-    out["checks"] = list(doc.get("checks") or [])
+    out["checks"] = [_upgrade_check(c) for c in doc.get("checks") or [] if isinstance(c, Mapping)]
     for key, empty in (
         ("latency_ms", EMPTY_LATENCY),
         ("latency_ms_service", EMPTY_LATENCY),
@@ -181,8 +188,9 @@ def load_summary(doc: Any) -> Summary:
     out["whole_run"] = {"requests": 0, "errors": 0, **(doc.get("whole_run") or {})}
     if "whole_run" not in doc and isinstance(doc.get("run"), Mapping):  # schema 1 kept it as `run`
         out["whole_run"] = {k: int(doc["run"].get(k) or 0) for k in ("requests", "errors")}
-    for key in ("outcomes", "endpoints", "generator"):
+    for key in ("outcomes", "endpoints"):
         out[key] = dict(doc.get(key) or {})
+    out["generator"] = {**EMPTY_GENERATOR, **(doc.get("generator") or {})}
     out["errors"] = list(doc.get("errors") or [])
     qps = doc.get("qps") or {}
     out["qps"] = {k: qps.get(k) for k in ("target", "held", "arrivals_held")}
@@ -196,6 +204,13 @@ def load_summary(doc: Any) -> Summary:
     plan = doc.get("plan") or {}
     out["plan"] = {k: plan.get(k) for k in ("name", "file", "host", "raw")}
     return cast(Summary, out)
+
+
+def _upgrade_check(check: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(check)
+    if "effect" not in out:
+        out["effect"] = "pass" if out.get("ok") else "inconclusive" if out.get("kind") == "health" else "fail"
+    return out
 
 
 def json_safe(value: Any) -> Any:

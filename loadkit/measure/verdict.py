@@ -1,30 +1,41 @@
 """Checks and the verdict: is the target ready for the event, not ready, or can we not tell?
 
 Three kinds of check. *budget* checks (QPS held, latency percentiles, error rate, per endpoint)
-and *integrity* checks (abort, the mock's audit, reconciliation) judge the target: one failing
-makes the run `fail`. *health* checks judge the load generator (arrivals sent on time, CPU, lost
-workers, traffic in the gate window): one failing makes a run whose budgets hold `inconclusive`,
-because then the generator, not the target, may be what limited the figures. fail wins over
-inconclusive, inconclusive over pass. A figure that is missing never counts as a pass.
+and *integrity* checks (abort, the mock's audit, reconciliation) judge the target. *health*
+checks judge the load generator (its health second by second, arrivals late because of it, lost
+workers, traffic in the gate window, a run cut short).
+
+Each check has an *effect* on the verdict. A failed integrity or error-rate check fails the run.
+A failed health check makes it `inconclusive`. A failed latency or QPS budget fails the run when
+the generator was healthy (late arrivals were the target's: the corrected latency stands), and
+makes it `inconclusive` when the generator was the limit: then the figures describe the generator
+(docs/architecture.md, "Who caused it: cause → verdict"). fail wins over inconclusive,
+inconclusive over pass. A figure that is missing never counts as a pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from loadkit.measure.attribution import CPU_LIMIT, LAG_MAX_LIMIT_MS, LAG_P99_LIMIT_MS
 from loadkit.plan import Budgets, EndpointBudget, LatencyBudget, Plan
 
 EXIT_CODES = {"pass": 0, "fail": 1, "inconclusive": 2}
 EXIT_USAGE = 3
 
-ON_TIME_MIN = 0.99  # share of scheduled arrivals that must be sent on time
-CPU_HIGH_PERCENT = 85.0  # one Locust process is one core: above this it may be the bottleneck
-CPU_HIGH_SHARE = 0.10  # "for long": more than this share of the gate window ...
-CPU_HIGH_MIN_S = 5.0  # ... and at least this many seconds (a short spike is not a limit)
+LATE_BY_GENERATOR_MAX = 0.01  # share of arrivals the generator may make late (or drop)
+UNHEALTHY_SHARE = 0.10  # the generator unhealthy "for long": more than this share of the gate ...
+UNHEALTHY_MIN_S = 5.0  # ... and at least this many seconds (a short spike is not a limit)
 
 BUDGET, HEALTH, INTEGRITY = "budget", "health", "integrity"
+PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+GENERATOR_FIX = (
+    "To measure the target, give the load generator more room: more processes (--processes N), "
+    "fewer users per process, or the generator on another machine"
+)
+USERS_FIX = "more users in the plan's stages (they were busy with their journeys, not waiting on the target)"
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,14 @@ class Check:
     unit: str = ""
     kind: str = BUDGET
     reason: str | None = None  # the human sentence when not ok
+    # what it does to the verdict: pass, fail or inconclusive; by default pass when ok, else
+    # inconclusive for a health check and fail for the others
+    effect: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.effect:
+            effect = PASS if self.ok else INCONCLUSIVE if self.kind == HEALTH else FAIL
+            object.__setattr__(self, "effect", effect)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,15 +83,32 @@ def judge(plan: Plan, results: Mapping[str, Any]) -> tuple[str, list[Check], lis
             )
         )
     checks += _ending_checks(plan, results)
-    checks += _health_checks(plan, results)
-    failed = [c for c in checks if not c.ok]
-    if any(c.kind != HEALTH for c in failed):
-        verdict = "fail"
-    elif failed:
-        verdict = "inconclusive"
-    else:
-        verdict = "pass"
-    return verdict, checks, [c.reason for c in failed if c.reason]
+    health = _health_checks(plan, results)
+    checks += health
+    generator_limit = any(c.name in GENERATOR_CHECKS and not c.ok for c in health)
+    if generator_limit:
+        checks = [_doubted(c) if _is_load_budget(c) else c for c in checks]
+    effects = {c.effect for c in checks}
+    verdict = FAIL if FAIL in effects else INCONCLUSIVE if INCONCLUSIVE in effects else PASS
+    reasons = [c.reason for c in checks if not c.ok and c.reason]
+    if generator_limit:
+        reasons.append(_generator_fix(results))
+    elif any(_is_load_budget(c) for c in checks):
+        reasons.append(_target_named(plan, results))
+    return verdict, checks, reasons
+
+
+def _is_load_budget(check: Check) -> bool:
+    """A failed latency or QPS budget judged on figures (not one with no figure at all): what a
+    generator that cannot keep up distorts."""
+    return (
+        check.kind == BUDGET and not check.ok and check.unit in ("ms", "req/s") and check.observed is not None
+    )
+
+
+def _doubted(check: Check) -> Check:
+    reason = f"{check.reason}: inconclusive, the load generator was the limit" if check.reason else None
+    return replace(check, effect=INCONCLUSIVE, reason=reason)
 
 
 def _had_traffic(results: Mapping[str, Any]) -> bool:
@@ -222,37 +258,40 @@ def _ending_checks(plan: Plan, results: Mapping[str, Any]) -> list[Check]:
     return [Check("completed", False, round(ran, 3), round(gate, 3), "s", HEALTH, reason)]
 
 
-# --- generator health -------------------------------------------------------------------------------
+# --- generator health ---------------------------------------------------------------------------
+
+GENERATOR_CHECKS = ("generator_health", "arrivals_late_by_generator")
 
 
 def _health_checks(plan: Plan, results: Mapping[str, Any]) -> list[Check]:
     checks = []
-    arrivals = results.get("arrivals") or {}
-    scheduled = arrivals.get("scheduled") or 0
-    if scheduled > 0:  # closed-model locustfiles are not paced: nothing scheduled, nothing to judge
-        sent = arrivals.get("sent") or 0
-        late = arrivals.get("late") or 0
-        dropped = arrivals.get("dropped") or 0
-        on_time = arrivals.get("on_time", max(0, sent - late))
-        unsent = arrivals.get("unsent", max(0, scheduled - sent - dropped))
-        ending = results.get("ending")
-        cut_short = isinstance(ending, Mapping) and ending.get("how") not in (None, "completed")
-        # Slots due but not taken when a run is cut short have no fate yet: not judged. At the end
-        # of a completed plan they were due and nobody took them: missed.
-        judged = sent + dropped + (0 if cut_short else unsent)
-        share = on_time / judged if judged else 1.0
-        ok = share >= ON_TIME_MIN
-        reason = None
-        if not ok:
-            missed = f"{late} late, {dropped} dropped" + ("" if cut_short else f", {unsent} never sent")
-            reason = (
-                f"Only {_pct(share)} of {judged} arrivals were sent on time (needs "
-                f"{_pct(ON_TIME_MIN)}; {missed}): the generator or its user pool may be the limit"
-            )
-        checks.append(Check("arrivals_on_time", ok, round(share, 6), ON_TIME_MIN, "fraction", HEALTH, reason))
     generator = results.get("generator") or {}
     if generator:
-        checks.append(_cpu_check(plan, generator))
+        checks.append(_unhealthy_check(plan, generator))
+    late = _late_arrivals(results)
+    if late is not None:  # closed-model locustfiles are not paced: nothing scheduled, nothing to judge
+        judged, by_generator, by_users, _by_target = late
+        share = (by_generator + by_users) / judged if judged else 0.0
+        ok = share <= LATE_BY_GENERATOR_MAX
+        reason = None
+        if not ok:
+            reason = (
+                f"{by_generator + by_users} of {judged} arrivals ({_pct(share)}) were late or never sent "
+                f"because of the load generator (its event loop or CPU: {by_generator}; too few free "
+                f"users: {by_users}), not the target (at most {_pct(LATE_BY_GENERATOR_MAX)} may be)"
+            )
+        checks.append(
+            Check(
+                "arrivals_late_by_generator",
+                ok,
+                round(share, 6),
+                LATE_BY_GENERATOR_MAX,
+                "fraction",
+                HEALTH,
+                reason,
+            )
+        )
+    if generator:
         lost = generator.get("workers_lost") or 0
         reason = None
         if lost:
@@ -263,22 +302,79 @@ def _health_checks(plan: Plan, results: Mapping[str, Any]) -> list[Check]:
     return checks
 
 
-def _cpu_check(plan: Plan, generator: Mapping[str, Any]) -> Check:
-    limit = max(CPU_HIGH_MIN_S, CPU_HIGH_SHARE * plan.gate_seconds())
-    cpu_max = generator.get("cpu_max") or 0.0
-    high_s = generator.get("cpu_high_s")
-    if high_s is None:  # no per-second samples: judge on the average alone
-        ok = (generator.get("cpu_avg") or 0.0) <= CPU_HIGH_PERCENT
-        high_s = 0.0 if ok else plan.gate_seconds()
-    else:
-        ok = high_s < limit
+def _late_arrivals(results: Mapping[str, Any]) -> tuple[int, int, int, int] | None:
+    """(arrivals judged, late because of the generator's loop or CPU, of its user pool, of the
+    target), or None when nothing was paced. Slots due but not taken when a run is cut short have
+    no fate yet: not judged. At the end of a completed plan they were due and nobody took them."""
+    arrivals = results.get("arrivals") or {}
+    scheduled = arrivals.get("scheduled") or 0
+    if scheduled <= 0:
+        return None
+    sent = arrivals.get("sent") or 0
+    dropped = arrivals.get("dropped") or 0
+    unsent = arrivals.get("unsent", max(0, scheduled - sent - dropped))
+    ending = results.get("ending")
+    cut_short = isinstance(ending, Mapping) and ending.get("how") not in (None, "completed")
+    generator = results.get("generator") or {}
+    causes = [generator.get("late") or {}] + ([] if cut_short else [generator.get("unsent") or {}])
+    judged = sent + dropped + (0 if cut_short else unsent)
+    return (
+        judged,
+        *(sum(int(c.get(key) or 0) for c in causes) for key in ("generator", "users", "target")),
+    )  # type: ignore[return-value]
+
+
+def _unhealthy_check(plan: Plan, generator: Mapping[str, Any]) -> Check:
+    """The generator unhealthy for long: one pacing process's loop lag or CPU above its limit for
+    at least max(5 s, 10% of the gate) of the gate window."""
+    limit = max(UNHEALTHY_MIN_S, UNHEALTHY_SHARE * plan.gate_seconds())
+    seconds = float(generator.get("unhealthy_s") or 0.0)
+    ok = seconds < limit
     reason = None
     if not ok:
-        reason = (
-            f"The load generator's CPU was above {CPU_HIGH_PERCENT:g}% for {_num(high_s)} s "
-            f"(max {_num(cpu_max)}%): the generator, not the target, may be the limit"
+        worst = max(
+            (p for p in generator.get("processes") or [] if p.get("paces")),
+            key=lambda p: p.get("unhealthy_s") or 0.0,
+            default={},
         )
-    return Check("generator_cpu", ok, high_s, round(limit, 3), "s", HEALTH, reason)
+        name = f"{worst['name']}: " if worst.get("name") else ""
+        wait = worst.get("cpu_wait_max")
+        waited = f" and waiting for a core up to {_num(wait)}% of a second" if wait else ""
+        reason = (
+            f"The load generator was unhealthy for {_num(seconds)} s of the {_num(plan.gate_seconds())}-s "
+            f"gate window ({name}event-loop lag p99 {_ms(worst.get('lag_p99_ms'))}, max "
+            f"{_ms(worst.get('lag_max_ms'))}, CPU up to {_num(worst.get('cpu_max') or 0.0)}%{waited}; "
+            f"limits per second: lag p99 {_num(LAG_P99_LIMIT_MS)} ms, max {_num(LAG_MAX_LIMIT_MS)} ms, "
+            f"CPU {_num(CPU_LIMIT)}% ran or waited): the generator, not the target, was the limit"
+        )
+    return Check("generator_health", ok, seconds, round(limit, 3), "s", HEALTH, reason)
+
+
+def _generator_fix(results: Mapping[str, Any]) -> str:
+    """How to make the next run measure the target, once, after the reasons."""
+    late = _late_arrivals(results)
+    if late is not None and late[2] > late[1]:  # mostly too few free users
+        return f"{GENERATOR_FIX}, and {USERS_FIX}"
+    return GENERATOR_FIX
+
+
+def _target_named(plan: Plan, results: Mapping[str, Any]) -> str:
+    """Who failed a latency or QPS budget when the generator was not the limit: the target."""
+    generator = results.get("generator") or {}
+    health = (
+        f"the load generator was healthy (event-loop lag p99 {_ms(generator.get('lag_p99_ms'))}, "
+        f"CPU up to {_num(generator.get('cpu_max') or 0.0)}%)"
+    )
+    late = _late_arrivals(results)
+    if late is None or not late[3]:
+        return f"The target was the limit: {health}"
+    judged, target = late[0], late[3]
+    gates = plan.gate_stages() or range(len(plan.stages))
+    users = max(plan.users_for(i) for i in gates)
+    return (
+        f"All {users} users were waiting on the target when {target} arrivals ({_pct(target / judged)}) "
+        f"were due, and {health}: the target was the limit"
+    )
 
 
 # --- formatting ---------------------------------------------------------------------------------------
@@ -296,3 +392,7 @@ def _num(value: float) -> str:
 
 def _pct(fraction: float) -> str:
     return f"{fraction * 100:.2f}".rstrip("0").rstrip(".") + "%"
+
+
+def _ms(value: Any) -> str:
+    return "unknown" if value is None else f"{_num(value)} ms"

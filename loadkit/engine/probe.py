@@ -1,0 +1,110 @@
+"""The generator watching itself: a greenlet that sleeps 10 ms and records how late it wakes.
+
+A gevent process is one thread: every user, the pacer and loadkit's own bookkeeping share one
+event loop. When the loop has more ready work than it can run, every sleeping greenlet wakes late,
+and so does every arrival whose user sleeps until its slot. CPU sampled once a second misses it
+(the loop can be saturated well below 100% of a core while other processes hold the core), so
+the probe measures the lateness itself: ~100 wake-ups a second into an HDR histogram per second
+of plan time, with the process's CPU over that second and the fewest free users the pacer had
+(users waiting for their next arrival). A stall across seconds counts in each second it covered.
+
+`take()` hands over what was measured since the last call as `ProbeSecond` pieces (the second
+under way too, so a report is never a second behind); `GeneratorHealth` adds them up.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import gevent
+
+from loadkit.measure.generator import CpuSampler, ProbeSecond
+from loadkit.measure.histogram import LatencyHistogram
+
+PROBE_INTERVAL_S = 0.01
+_CPU_MIN_S = 0.5  # seconds closed together after a stall share one CPU sample
+
+
+class LoopProbe:
+    """Loop lag, CPU and free users per second of plan time, for this process."""
+
+    def __init__(
+        self, *, free_users: Callable[[], int | None] | None = None, interval_s: float = PROBE_INTERVAL_S
+    ) -> None:
+        self.interval_s = float(interval_s)
+        self._free_users = free_users or (lambda: None)
+        self._cpu = CpuSampler()
+        self._cpu_value: tuple[float, float | None] = (0.0, None)
+        self._cpu_at = time.time()
+        self._origin = 0.0
+        self._open: int | None = None  # the plan second under way
+        self._lag = LatencyHistogram()
+        self._free_min: int | None = None
+        self._done: list[ProbeSecond] = []
+        self._greenlet: gevent.Greenlet | None = None
+
+    def start(self, origin: float) -> None:
+        """Measure with plan time 0 at epoch ``origin`` (seconds before it are negative),
+        forgetting what was measured before; the probe greenlet starts on the first call."""
+        self._origin = float(origin)
+        self._open = None
+        self._lag = LatencyHistogram()
+        self._free_min = None
+        self._done = []
+        if self._greenlet is None or self._greenlet.dead:
+            self._cpu.sample()
+            self._cpu_at = time.time()
+            self._greenlet = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+            self._greenlet = None
+
+    def take(self) -> list[ProbeSecond]:
+        """The seconds measured since the last call; the second under way as a piece without CPU
+        (its CPU comes with the piece that closes it)."""
+        out, self._done = self._done, []
+        if self._open is not None and (self._lag.count or self._free_min is not None):
+            lag, free = self._lag.sparse(), self._free_min
+            out.append({"s": self._open, "lag": lag, "cpu": None, "cpu_wait": None, "free_min": free})
+            self._lag = LatencyHistogram()
+            self._free_min = None
+        return out
+
+    def _run(self) -> None:
+        interval = self.interval_s
+        while True:
+            due = time.time() + interval
+            gevent.sleep(interval)
+            self.record(due, time.time())
+
+    def record(self, due: float, woke: float) -> None:
+        """One wake-up due at epoch ``due`` that came at ``woke``."""
+        origin = self._origin
+        second = math.floor(due - origin)
+        if second != self._open:
+            self._close(second)
+        self._lag.record_ms((woke - due) * 1000.0)
+        free = self._free_users()
+        if free is not None and (self._free_min is None or free < self._free_min):
+            self._free_min = free
+        # a stall into later seconds: a wake-up due at the start of each was as late as this one
+        for later in range(second + 1, math.floor(woke - origin) + 1):
+            self._close(later)
+            self._lag.record_ms((woke - origin - later) * 1000.0)
+
+    def _close(self, following: int) -> None:
+        if self._open is not None:
+            now = time.time()
+            if now - self._cpu_at >= _CPU_MIN_S:
+                self._cpu_value = self._cpu.sample()
+                self._cpu_at = now
+            cpu, wait = self._cpu_value
+            lag, free = self._lag.sparse(), self._free_min
+            self._done.append({"s": self._open, "lag": lag, "cpu": cpu, "cpu_wait": wait, "free_min": free})
+            self._lag = LatencyHistogram()
+            self._free_min = None
+        self._open = following
