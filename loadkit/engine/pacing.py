@@ -178,8 +178,12 @@ class ArrivalPacer:
             slot = self._next
             if slot is None:
                 setattr(current, _TICKET, None)
-                while True:
-                    gevent.sleep(_BLOCK_S)
+                self.waiting += 1  # free, with nothing left to do
+                try:
+                    while True:
+                        gevent.sleep(_BLOCK_S)
+                finally:
+                    self.waiting -= 1
             now = time.time() - self._t0
             if now - slot > self.drop_after_s:
                 self._drop_until(slot, now - self.drop_after_s, self._cause_of_busy(ticket, slot, now))

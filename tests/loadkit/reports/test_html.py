@@ -107,8 +107,10 @@ def test_inconclusive_and_aborted_verdicts(summary: dict[str, Any]) -> None:
     s = copy.deepcopy(summary)
     s.update(verdict="inconclusive", exit_code=2, reasons=["late arrivals 3.2% of scheduled (above 1%)"])
     page = render(s)
-    assert "Inconclusive: the load generator, not the service, may have been the limit" in page
+    assert "Inconclusive: the run cannot vouch for the service (see why below)" in page
     assert "late arrivals 3.2% of scheduled" in page
+    s["checks"] = [*s["checks"], {"name": "generator_health", "ok": False, "kind": "health"}]
+    assert "Inconclusive: the load generator, not the service, was the limit" in render(s)
     s.update(verdict="fail", abort={"reason": "error rate 40% above 20% for 30 s"})
     assert "Not ready: the run was stopped early (error rate 40% above 20% for 30 s)." in render(s)
 
