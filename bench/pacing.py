@@ -154,9 +154,12 @@ def bench_record(n: int = 100_000) -> dict[str, float]:
 # --- (b) Locust runs -------------------------------------------------------------------------
 
 
-def locust_run(mode: str, port: int, rate: float, users: int, duration: float, warmup: float) -> dict:
+def locust_run(
+    mode: str, port: int, rate: float, users: int, duration: float, warmup: float, probe: bool = False
+) -> dict:
     """One LocalRunner in this process: requests/s and CPU µs per request over the steady window,
-    and the pacer's counts.  Plain with a rate: each user paced by constant_throughput(rate/users)."""
+    and the pacer's counts.  Plain with a rate: each user paced by constant_throughput(rate/users).
+    ``probe``: loadkit's loop-lag probe runs too (bench/generator_health.py weighs its cost)."""
     import resource
 
     import gevent
@@ -202,6 +205,10 @@ def locust_run(mode: str, port: int, rate: float, users: int, duration: float, w
         t0 = time.time() + 0.2
         recorder.start(t0)
         pacer.start(t0)
+    if probe:
+        from loadkit.engine.probe import LoopProbe
+
+        LoopProbe().start(time.time())
     runner.start(users, spawn_rate=users)
     gevent.sleep(warmup)
 
@@ -332,6 +339,7 @@ def main() -> None:
     run.add_argument("--users", type=int, default=20)
     run.add_argument("--duration", type=float, default=8.0)
     run.add_argument("--warmup", type=float, default=2.0)
+    run.add_argument("--probe", action="store_true", help="run loadkit's loop-lag probe too")
     full = sub.add_parser("all", help="(a) and (b) (the default)")
     full.add_argument("--duration", type=float, default=8.0, help="steady window per run, seconds")
     full.add_argument("--warmup", type=float, default=2.0)
@@ -341,7 +349,9 @@ def main() -> None:
         serve()
     elif args.what == "locust":
         sys.path.insert(0, str(ROOT))
-        result = locust_run(args.mode, args.port, args.rate, args.users, args.duration, args.warmup)
+        result = locust_run(
+            args.mode, args.port, args.rate, args.users, args.duration, args.warmup, args.probe
+        )
         print(json.dumps(result))
     else:
         sys.path.insert(0, str(ROOT))

@@ -1,4 +1,4 @@
-"""The generator watching itself: a greenlet that sleeps 10 ms and records how late it wakes.
+"""The generator watching itself: a 10-ms timer on the event loop that records how late it fires.
 
 A gevent process is one thread: every user, the pacer and loadkit's own bookkeeping share one
 event loop. When the loop has more ready work than it can run, every sleeping greenlet wakes late,
@@ -10,6 +10,10 @@ of plan time, with the process's CPU over that second and the fewest free users 
 
 `take()` hands over what was measured since the last call as `ProbeSecond` pieces (the second
 under way too, so a report is never a second behind); `GeneratorHealth` adds them up.
+
+The probe is a libev timer watcher whose callback runs in the hub, not a greenlet that sleeps: the
+same lateness (the callback waits for the same loop turn a sleeping greenlet would), at a quarter
+of the CPU (no greenlet switch, no new timer object per wake-up; BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -43,25 +47,31 @@ class LoopProbe:
         self._lag = LatencyHistogram()
         self._free_min: int | None = None
         self._done: list[ProbeSecond] = []
-        self._greenlet: gevent.Greenlet | None = None
+        self._loop = gevent.get_hub().loop
+        self._timer: object | None = None  # the libev timer watcher while running
+        self._due = 0.0
 
     def start(self, origin: float) -> None:
         """Measure with plan time 0 at epoch ``origin`` (seconds before it are negative),
-        forgetting what was measured before; the probe greenlet starts on the first call."""
+        forgetting what was measured before; the timer starts on the first call."""
         self._origin = float(origin)
         self._open = None
         self._lag = LatencyHistogram()
         self._free_min = None
         self._done = []
-        if self._greenlet is None or self._greenlet.dead:
+        if self._timer is None:
             self._cpu.sample()
             self._cpu_at = time.time()
-            self._greenlet = gevent.spawn(self._run)
+            # ref=False: the probe never keeps a process alive that has nothing else to do
+            timer = self._loop.timer(self.interval_s, self.interval_s, ref=False)
+            self._timer = timer
+            self._due = time.time() + self.interval_s
+            timer.start(self._tick)
 
     def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
-            self._greenlet = None
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.stop()  # type: ignore[attr-defined]
 
     def take(self) -> list[ProbeSecond]:
         """The seconds measured since the last call; the second under way as a piece without CPU
@@ -74,12 +84,13 @@ class LoopProbe:
             self._free_min = None
         return out
 
-    def _run(self) -> None:
-        interval = self.interval_s
-        while True:
-            due = time.time() + interval
-            gevent.sleep(interval)
-            self.record(due, time.time())
+    def _tick(self) -> None:
+        self.record(self._due, time.time())
+        timer = self._timer
+        if timer is not None:
+            self._loop.update_now()  # re-armed from now, not from the loop turn's cached time
+            self._due = time.time() + self.interval_s
+            timer.again(self._tick)  # type: ignore[attr-defined]
 
     def record(self, due: float, woke: float) -> None:
         """One wake-up due at epoch ``due`` that came at ``woke``."""
