@@ -9,11 +9,17 @@ response time (wrk2's coordinated-omission correction).
 A late arrival is counted by its cause, under the second of plan time its slot was due in (the
 verdict later weighs it against the generator's health in that second, `measure/attribution.py`):
 
-- ``loop``: a user was waiting for the slot and woke late: the event loop was slow;
+- ``loop``: a user was waiting for the slot and woke late, or no user was free while the event
+  loop itself was running late (``loop_lag``, the probe's) by about as much as the users' requests
+  took (a loop 20 ms late explains 20-ms answers, not 1-s ones): the event loop was slow;
 - ``target``: no user was free at the slot's time, and the user that took it had spent most of
   its last journey waiting for the target's answers;
 - ``users``: no user was free, but the user that took it had spent most of its journey elsewhere
   (think time, its own work): the user pool, not the target, was too small.
+
+A user whose own last ticket was late is working off a backlog: its next late ticket keeps that
+cause (the arrivals a user catches up on after a target's 1-s stall are the stall's, however short
+its catching-up journeys are). Only a user coming from an on-time ticket starts a new judgement.
 
 Times are seconds on a shared epoch clock (``time.time()``) so that workers started by one master
 pace the same schedule; plan time is ``time.time() - t0``.
@@ -47,7 +53,11 @@ _BLOCK_S = 3600.0
 # A late slot nobody was free for is the target's when the user that took it had spent at least
 # this share of its last journey waiting for answers; else the user pool's (think time, task work).
 WAITING_SHARE_TARGET = 0.5
+# ... unless the loop itself runs late by at least a quarter of what the user's requests took on
+# average: then the loop, delaying every answer, explains the wait.
+LOOP_EXPLAINS = 4.0
 _LOOP, _TARGET, _USERS = 0, 1, 2  # indices of a second's counts in _causes
+_ON_TIME = -1  # a ticket's cause when it was on time
 _CAUSES = ("loop", "target", "users")
 
 
@@ -62,13 +72,15 @@ class _Ticket:
     and reused for every ticket; ``run`` tells a ticket of an earlier test (`start`) from a current one.
     """
 
-    __slots__ = ("lateness", "run", "started", "waited_ms")
+    __slots__ = ("cause", "lateness", "requests", "run", "started", "waited_ms")
 
     def __init__(self, run: object) -> None:
         self.run = run
         self.lateness = 0.0
+        self.cause = _ON_TIME  # why that ticket was late
         self.started = 0.0
         self.waited_ms = 0.0
+        self.requests = 0
 
 
 class ArrivalPacer:
@@ -94,6 +106,7 @@ class ArrivalPacer:
         end_s: float | None = None,
         seed: int | None = None,
         on_take: Callable[[float], None] | None = None,
+        loop_lag: Callable[[], float] | None = None,
     ) -> None:
         if arrivals not in ("constant", "poisson"):
             raise ValueError(f"arrivals must be 'constant' or 'poisson', got {arrivals!r}")
@@ -109,6 +122,7 @@ class ArrivalPacer:
         self.end_s = None if end_s is None else float(end_s)
         self._random = random.Random(seed)
         self._on_take = on_take
+        self._loop_lag = loop_lag or (lambda: 0.0)
         self._started = gevent.event.Event()
         self._t0 = 0.0
         self._next: float | None = None  # plan time of the next unclaimed slot; None = no more
@@ -186,9 +200,10 @@ class ArrivalPacer:
                     self.waiting -= 1
             now = time.time() - self._t0
             if now - slot > self.drop_after_s:
-                self._drop_until(slot, now - self.drop_after_s, self._cause_of_busy(ticket, slot, now))
+                self._drop_until(slot, now - self.drop_after_s, self._cause_of_busy(ticket, now))
                 continue
             self._next = self._advance(slot)
+            cause = _ON_TIME
             if slot > now:
                 self.waiting += 1
                 try:
@@ -197,13 +212,15 @@ class ArrivalPacer:
                     self.waiting -= 1
                 lateness = time.time() - self._t0 - slot
                 if lateness > self.late_after_s:
-                    self._count_late(slot, _LOOP)
+                    cause = _LOOP
+                    self._count_late(slot, cause)
                 elif lateness < 0.0:
                     lateness = 0.0
             else:
                 lateness = now - slot
                 if lateness > self.late_after_s:
-                    self._count_late(slot, self._cause_of_busy(ticket, slot, now))
+                    cause = self._cause_of_busy(ticket, now)
+                    self._count_late(slot, cause)
             self.sent += 1
             if self._on_take is not None:
                 self._on_take(self._t0 + slot + lateness)
@@ -211,8 +228,10 @@ class ArrivalPacer:
                 ticket = _Ticket(self._run)
                 setattr(current, _TICKET, ticket)
             ticket.lateness = lateness
+            ticket.cause = cause
             ticket.started = slot + lateness
             ticket.waited_ms = 0.0
+            ticket.requests = 0
             return lateness
 
     def _count_late(self, slot: float, cause: int) -> None:
@@ -223,18 +242,26 @@ class ArrivalPacer:
             counts = self._causes[second] = [0, 0, 0]
         counts[cause] += 1
 
-    def _cause_of_busy(self, ticket: _Ticket | None, slot: float, now: float) -> int:
-        """Why no user was free at ``slot``, judged by the user that came for it at plan time
-        ``now``. If that user was already on its last journey at the slot's time, that journey
-        tells: mostly spent waiting for answers (the target) or not (the user pool). If it started
-        later, the user is working off a backlog: the backlog's cause stands (a target that stalled
-        for a second is still the cause of the arrivals caught up after it). A user's first ticket
-        has no journey before it: the pool was not ready."""
-        if ticket is None or ticket.started > slot:
-            return self._busy_cause if ticket is not None else _USERS
-        waited_s = ticket.waited_ms / 1000.0
-        busy = now - ticket.started
-        cause = _TARGET if waited_s > 0.0 and waited_s >= WAITING_SHARE_TARGET * busy else _USERS
+    def _cause_of_busy(self, ticket: _Ticket | None, now: float) -> int:
+        """Why no user was free for a slot that the user with ``ticket`` came for at plan time
+        ``now``: the backlog it is working off, if its own last ticket was late; else the loop, if
+        it is running late right now by enough to explain the user's waits; else that user's last
+        journey: mostly spent waiting for answers (the target) or not (the user pool). A user's
+        first ticket has no journey before it: the pool was not ready."""
+        if ticket is not None and ticket.cause != _ON_TIME:
+            cause = ticket.cause
+        else:
+            lag = self._loop_lag()
+            waited_s = ticket.waited_ms / 1000.0 if ticket is not None else 0.0
+            mean_s = waited_s / ticket.requests if ticket is not None and ticket.requests else 0.0
+            if lag > self.late_after_s and mean_s <= LOOP_EXPLAINS * lag:
+                cause = _LOOP
+            elif ticket is None:
+                cause = _USERS
+            elif waited_s > 0.0 and waited_s >= WAITING_SHARE_TARGET * (now - ticket.started):
+                cause = _TARGET
+            else:
+                cause = _USERS
         self._busy_cause = cause
         return cause
 
@@ -271,6 +298,7 @@ class ArrivalPacer:
         if ticket is None or ticket.run is not self._run:
             return 0.0
         ticket.waited_ms += response_ms
+        ticket.requests += 1
         return ticket.lateness
 
     def take_causes(self) -> dict[int, LateCounts]:

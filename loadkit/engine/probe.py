@@ -29,6 +29,7 @@ from loadkit.measure.histogram import LatencyHistogram
 
 PROBE_INTERVAL_S = 0.01
 _CPU_MIN_S = 0.5  # seconds closed together after a stall share one CPU sample
+_RECENT_S = 0.1  # lag_now() remembers the worst wake-up this long
 
 
 class LoopProbe:
@@ -50,6 +51,8 @@ class LoopProbe:
         self._loop = gevent.get_hub().loop
         self._timer: object | None = None  # the libev timer watcher while running
         self._due = 0.0
+        self._recent = 0.0  # the worst lateness of the last ~0.1 s (lag_now)
+        self._recent_at = 0.0
 
     def start(self, origin: float) -> None:
         """Measure with plan time 0 at epoch ``origin`` (seconds before it are negative),
@@ -72,6 +75,13 @@ class LoopProbe:
         timer, self._timer = self._timer, None
         if timer is not None:
             timer.stop()  # type: ignore[attr-defined]
+
+    def lag_now(self) -> float:
+        """How late the loop is running now (s): how overdue the probe's next wake-up already is,
+        or the worst of its wake-ups in the last ~0.1 s. The pacer asks when no user was free
+        for an arrival: a loop running late, not the target, then kept the users busy."""
+        overdue = time.time() - self._due if self._timer is not None else 0.0
+        return max(overdue, self._recent)
 
     def take(self) -> list[ProbeSecond]:
         """The seconds measured since the last call; the second under way as a piece without CPU
@@ -98,7 +108,12 @@ class LoopProbe:
         second = math.floor(due - origin)
         if second != self._open:
             self._close(second)
-        self._lag.record_ms((woke - due) * 1000.0)
+        late = woke - due
+        self._lag.record_ms(late * 1000.0)
+        if woke - self._recent_at > _RECENT_S:
+            self._recent, self._recent_at = late, woke
+        elif late > self._recent:
+            self._recent = late
         free = self._free_users()
         if free is not None and (self._free_min is None or free < self._free_min):
             self._free_min = free

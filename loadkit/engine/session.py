@@ -56,6 +56,7 @@ class RunSession:
             arrivals=self.plan.arrivals,
             end_s=self.plan.duration_s,
             on_take=self._journey_started,
+            loop_lag=self.probe.lag_now,
         )
         return self.pacer
 

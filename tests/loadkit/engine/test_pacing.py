@@ -430,3 +430,43 @@ def test_dropped_and_unsent_arrivals_are_counted_by_the_second_they_were_due(
     pending = pacer.pending()
     assert sum(c["users"] for c in pending.values()) == pacer.counts()["unsent"] == 4_999
     assert sorted(pending) == [95, 96, 97, 98, 99]
+
+
+@pytest.mark.parametrize(
+    ("request_ms", "cause"),
+    [(20.0, "loop"), (1000.0, "target")],
+    ids=["answers as slow as the loop: the loop", "answers far slower than the loop: the target"],
+)
+def test_no_free_user_while_the_loop_runs_late(request_ms: float, cause: str) -> None:
+    """The loop 20 ms late explains 20-ms answers (the generator read them late), not 1-s ones."""
+    pacer = ArrivalPacer(constant_rate(100), loop_lag=lambda: 0.020)
+    pacer.start(time.time())
+
+    def user() -> None:
+        pacer.take()  # on time: this user's next late ticket starts a new judgement
+        gevent.sleep(0.3)  # busy while the slots come due
+        pacer.request_done(request_ms)
+        pacer.take()
+
+    gevent.spawn(user).join(timeout=2)
+    late = totals(pacer.take_causes())
+    assert late[cause] == 1 and sum(late.values()) == 1
+
+
+def test_a_user_working_off_a_backlog_keeps_its_cause() -> None:
+    pacer = ArrivalPacer(constant_rate(100))
+    pacer.start(time.time())
+    taken: list[float] = []
+
+    def user() -> None:
+        pacer.take()
+        busy(0.2)  # the loop stalls: this user's next ticket is late, with no one else to blame
+        pacer.request_done(1.0)
+        for _ in range(5):  # it catches up in 1-ms journeys: the backlog is still the loop's
+            taken.append(pacer.take())
+            pacer.request_done(1.0)
+
+    gevent.spawn(user).join(timeout=2)
+    late = totals(pacer.take_causes())
+    assert len(taken) == 5 and all(t > 0.01 for t in taken)
+    assert late == {"loop": 0, "target": 0, "users": 5}  # with no probe: the pool (not the target)
