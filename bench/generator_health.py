@@ -53,7 +53,7 @@ class Visitor(FastHttpUser):
     def home(self):
         self.client.get("/", name="home")
 """
-RATES = (1000, 2000, 3000, 4000, 5000, 6000, 8000)
+RATES = (1000, 1500, 2000, 2500, 3000, 4000, 6000)
 USERS = 50
 
 
@@ -239,7 +239,8 @@ def bench_ladder() -> None:
                 late = {k: gen["late"][k] + gen["unsent"][k] for k in ("generator", "users", "target")}
                 on_time = arrivals["on_time"] / arrivals["scheduled"] if arrivals["scheduled"] else 0.0
                 print(
-                    f"    {rate:9,.0f} | {plain['rps']:19,.0f} | {summary['qps']['arrivals_held']:15,.0f}"
+                    f"    {rate:9,.0f} | {plain['rps']:11,.0f} {plain['rps'] / rate:6.1%} |"
+                    f" {summary['qps']['arrivals_held']:14,.0f}"
                     f"  {on_time:7.1%} | {gen['unhealthy_s']:16.0f} | {late['generator']:18,}"
                     f" {late['users']:6,} {late['target']:7,} | {summary['verdict']}"
                 )

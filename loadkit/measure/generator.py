@@ -209,7 +209,7 @@ class GeneratorHealth:
         start, end = window if window is not None else self.gate
         processes = [
             self._process_figures(p, start, end, gate=window is None)
-            for p in sorted(self.processes.values(), key=lambda p: (p.name != MASTER, p.name))
+            for p in sorted(self.processes.values(), key=lambda p: (p.name != MASTER, len(p.name), p.name))
         ]
         cpu = [
             c
