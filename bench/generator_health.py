@@ -3,7 +3,7 @@ generator process unhealthy compared with where its arrivals start to be late.
 
     .venv/bin/python bench/generator_health.py            # everything (about 5 minutes)
     .venv/bin/python bench/generator_health.py probe      # (a) only (about 1 minute)
-    .venv/bin/python bench/generator_health.py ladder     # (b) only
+    .venv/bin/python bench/generator_health.py ladder [--rates 3000 3500] [--root CHECKOUT]   # (b) only
 
 (a) The probe's cost, three ways:
     - CPU, side by side in one run: two child processes at once, each an idle gevent loop for
@@ -180,7 +180,8 @@ def bench_probe(seconds: float) -> None:
 # --- (b) where the late arrivals begin -----------------------------------------------------------
 
 
-def loadkit_run(url: str, rate: float, tmp: Path) -> dict:
+def loadkit_run(url: str, rate: float, tmp: Path, root: Path) -> dict:
+    """`loadkit run` of a short plan at `rate`, from the checkout at `root`; its summary.json."""
     plan = {
         "name": f"ladder-{rate:.0f}",
         "locustfile": str(tmp / "visitor.py"),
@@ -188,7 +189,7 @@ def loadkit_run(url: str, rate: float, tmp: Path) -> dict:
             {"name": "warmup", "duration": "2s", "qps": rate, "users": USERS},
             {"name": "hold", "duration": "8s", "qps": rate, "users": USERS, "gate": True},
         ],
-        "budgets": {"qps_min": rate * 0.95},
+        "budgets": {"qps_min": rate * 0.95, "latency_ms": {"p99": 500}},
         "safety": {"max_qps": 100000},
     }
     plan_path = tmp / f"plan-{rate:.0f}.json"
@@ -206,7 +207,10 @@ def loadkit_run(url: str, rate: float, tmp: Path) -> dict:
         "--report-dir",
         str(report),
     ]
-    done = subprocess.run(pin("0", cmd), capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        pin("0", cmd), capture_output=True, text=True, timeout=120, cwd=root, env=env, check=False
+    )
     path = report / "summary.json"
     if not path.is_file():
         raise SystemExit(
@@ -215,7 +219,7 @@ def loadkit_run(url: str, rate: float, tmp: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def bench_ladder() -> None:
+def bench_ladder(rates: tuple[float, ...] = RATES, root: Path = ROOT) -> None:
     server = subprocess.Popen(pacing.child(["serve"], "1"), stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
@@ -229,20 +233,26 @@ def bench_ladder() -> None:
         with tempfile.TemporaryDirectory() as tmp_name:
             tmp = Path(tmp_name)
             (tmp / "visitor.py").write_text(LOCUSTFILE)
-            for rate in RATES:
+            for rate in rates:
                 plain = pacing.run_child(
                     "0", "locust", "--mode", "plain", "--port", str(port), "--rate", str(rate),
                     "--users", str(USERS), "--duration", "8", "--warmup", "2",
                 )  # fmt: skip
-                summary = loadkit_run(url, rate, tmp)
+                summary = loadkit_run(url, rate, tmp, root)
                 arrivals, gen = summary["arrivals"], summary["generator"]
-                late = {k: gen["late"][k] + gen["unsent"][k] for k in ("generator", "users", "target")}
                 on_time = arrivals["on_time"] / arrivals["scheduled"] if arrivals["scheduled"] else 0.0
+                if "late" in gen:  # a loadkit from before the generator's health: no causes
+                    late = [
+                        f"{gen['late'][k] + gen['unsent'][k]:,}" for k in ("generator", "users", "target")
+                    ]
+                    unhealthy = f"{gen['unhealthy_s']:.0f}"
+                else:
+                    late, unhealthy = ["-", "-", "-"], "-"
                 print(
                     f"    {rate:9,.0f} | {plain['rps']:11,.0f} {plain['rps'] / rate:6.1%} |"
                     f" {summary['qps']['arrivals_held']:14,.0f}"
-                    f"  {on_time:7.1%} | {gen['unhealthy_s']:16.0f} | {late['generator']:18,}"
-                    f" {late['users']:6,} {late['target']:7,} | {summary['verdict']}"
+                    f"  {on_time:7.1%} | {unhealthy:>16} | {late[0]:>18} {late[1]:>6} {late[2]:>7}"
+                    f" | {summary['verdict']}"
                 )
     finally:
         server.terminate()
@@ -256,7 +266,9 @@ def main() -> None:
     sub = parser.add_subparsers(dest="what")
     probe = sub.add_parser("probe", help="(a) only")
     probe.add_argument("--seconds", type=float, default=20.0)
-    sub.add_parser("ladder", help="(b) only")
+    ladder = sub.add_parser("ladder", help="(b) only")
+    ladder.add_argument("--rates", type=float, nargs="+", default=list(RATES), help="planned arrivals/s")
+    ladder.add_argument("--root", type=Path, default=ROOT, help="the loadkit checkout to run")
     idle = sub.add_parser("idle", help="internal: an idle gevent loop")
     idle.add_argument("--seconds", type=float, required=True)
     idle.add_argument("--probe", action="store_true")
@@ -272,7 +284,7 @@ def main() -> None:
         if args.what in (None, "probe"):
             bench_probe(getattr(args, "seconds", 20.0))
         if args.what in (None, "ladder"):
-            bench_ladder()
+            bench_ladder(tuple(getattr(args, "rates", RATES)), getattr(args, "root", ROOT))
 
 
 if __name__ == "__main__":
