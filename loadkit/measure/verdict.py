@@ -369,11 +369,12 @@ def _target_named(plan: Plan, results: Mapping[str, Any]) -> str:
     if late is None or not late[3]:
         return f"The target was the limit: {health}"
     judged, target = late[0], late[3]
+    share = _pct(target / max(judged, 1))
     gates = plan.gate_stages() or range(len(plan.stages))
     users = max(plan.users_for(i) for i in gates)
     return (
-        f"All {users} users were waiting on the target when {target} arrivals ({_pct(target / judged)}) "
-        f"were due, and {health}: the target was the limit"
+        f"All {users} users were waiting on the target when {target} arrivals ({share}) were due, "
+        f"and {health}: the target was the limit"
     )
 
 
