@@ -2,9 +2,12 @@
 
     .venv/bin/python bench/pacing.py            # everything (about 2 minutes)
     .venv/bin/python bench/pacing.py record     # (a) only: cost of Recorder.record per request
+    .venv/bin/python bench/pacing.py record --root /path/to/other/checkout   # (a) of another loadkit
 
 (a) Cost per request of loadkit's request listener (ticket lookup + Recorder.record) on top of a
-    bare Locust request-event listener, measured by firing Locust's request event in a loop.
+    bare Locust request-event listener, measured by firing Locust's request event in a loop; and
+    the cost of ArrivalPacer.take() per ticket. `--root` measures the loadkit of another checkout
+    (before/after a change; the same code measures both).
 (b) Real Locust LocalRunners in child processes pinned to CPU 0 (taskset), against a raw asyncio
     HTTP server on uvloop pinned to CPU 1 (fixed 2-byte keep-alive answer, far faster than one
     Locust process, so Locust is what is measured):
@@ -18,13 +21,16 @@ Prints one line per figure and the ratios.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
@@ -83,6 +89,7 @@ def bench_record(n: int = 100_000) -> dict[str, float]:
     recorder = Recorder(plan)
     recorder.start(time.time())
     pacer = ArrivalPacer(plan.qps_at, end_s=plan.duration_s)
+    lookup = listener_lookup(pacer)
     names = [f"endpoint.{i}" for i in range(8)]
 
     def bare(**_kw: object) -> None:
@@ -96,7 +103,7 @@ def bench_record(n: int = 100_000) -> dict[str, float]:
             name,
             t=time.time(),
             response_ms=response_time,
-            lateness_s=pacer.lateness_of_current(),
+            lateness_s=lookup(response_time),
             ok=ok,
             outcome=(context or {}).get("loadkit_outcome") if ok else None,
             error=None if ok else f"{type(exception).__name__}: {exception}",
@@ -148,15 +155,64 @@ def bench_record(n: int = 100_000) -> dict[str, float]:
         "loadkit_fire_us": loadkit_us,
         "record_us": record_us,
         "stats_us": stats_us,
+        **bench_take(),
     }
+
+
+def bench_take(rounds: int = 5) -> dict[str, float]:
+    """ArrivalPacer.take() per ticket when it is due at once: on time (at 1,000,000 arrivals/s
+    the takers fall behind by ~1 µs a ticket, still well within the 10 ms of "on time"), and late
+    (the overloaded path: each late arrival is counted by cause); and request_done(), the
+    per-request lookup of the request listener."""
+    import gevent
+
+    from loadkit.engine.pacing import ArrivalPacer
+
+    def timed(pacer: ArrivalPacer, n: int, call) -> float:
+        out: list[float] = []
+
+        def run() -> None:
+            pacer.take()
+            start = time.perf_counter()
+            for _ in range(n):
+                call()
+            out.append((time.perf_counter() - start) / n * 1e6)
+
+        gevent.spawn(run).join()
+        return out[0]
+
+    runs: dict[str, list[float]] = {"take_late_us": [], "take_on_time_us": [], "request_done_us": []}
+    for _ in range(rounds):
+        late = ArrivalPacer(lambda t: 1000.0, drop_after_s=1e9)
+        late.start(time.time() - 10_000)
+        runs["take_late_us"].append(timed(late, 200_000, late.take))
+        on_time = ArrivalPacer(lambda t: 1_000_000.0, drop_after_s=1e9)
+        on_time.start(time.time() + 0.001)
+        runs["take_on_time_us"].append(timed(on_time, 4_000, on_time.take))
+        lookup = ArrivalPacer(lambda t: 1000.0, drop_after_s=1e9)
+        lookup.start(time.time() - 10)
+        runs["request_done_us"].append(
+            timed(lookup, 500_000, functools.partial(listener_lookup(lookup), 3.0))
+        )
+    return {key: min(values) for key, values in runs.items()}
+
+
+def listener_lookup(pacer: Any) -> Callable[[float], float]:
+    """The request listener's per-request ticket lookup: `request_done(response_ms)`, or in a
+    checkout from before it (measured with --root) `lateness_of_current()`."""
+    done = getattr(pacer, "request_done", None)
+    return done if done is not None else (lambda _ms: pacer.lateness_of_current())
 
 
 # --- (b) Locust runs -------------------------------------------------------------------------
 
 
-def locust_run(mode: str, port: int, rate: float, users: int, duration: float, warmup: float) -> dict:
+def locust_run(
+    mode: str, port: int, rate: float, users: int, duration: float, warmup: float, probe: bool = False
+) -> dict:
     """One LocalRunner in this process: requests/s and CPU µs per request over the steady window,
-    and the pacer's counts.  Plain with a rate: each user paced by constant_throughput(rate/users)."""
+    and the pacer's counts.  Plain with a rate: each user paced by constant_throughput(rate/users).
+    ``probe``: loadkit's loop-lag probe runs too (bench/generator_health.py weighs its cost)."""
     import resource
 
     import gevent
@@ -192,7 +248,7 @@ def locust_run(mode: str, port: int, rate: float, users: int, duration: float, w
                 name,
                 t=time.time(),
                 response_ms=response_time,
-                lateness_s=pacer.lateness_of_current(),
+                lateness_s=pacer.request_done(response_time),
                 ok=ok,
                 outcome=(context or {}).get("loadkit_outcome") if ok else None,
                 error=None if ok else f"{type(exception).__name__}: {exception}",
@@ -202,6 +258,10 @@ def locust_run(mode: str, port: int, rate: float, users: int, duration: float, w
         t0 = time.time() + 0.2
         recorder.start(t0)
         pacer.start(t0)
+    if probe:
+        from loadkit.engine.probe import LoopProbe
+
+        LoopProbe().start(time.time())
     runner.start(users, spawn_rate=users)
     gevent.sleep(warmup)
 
@@ -323,7 +383,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="what")
-    sub.add_parser("record", help="(a) only")
+    record = sub.add_parser("record", help="(a) only")
+    record.add_argument("--root", type=Path, default=ROOT, help="the loadkit checkout to measure")
     sub.add_parser("serve", help="internal: the target server")
     run = sub.add_parser("locust", help="internal: one Locust run")
     run.add_argument("--mode", choices=["plain", "paced"], required=True)
@@ -332,6 +393,7 @@ def main() -> None:
     run.add_argument("--users", type=int, default=20)
     run.add_argument("--duration", type=float, default=8.0)
     run.add_argument("--warmup", type=float, default=2.0)
+    run.add_argument("--probe", action="store_true", help="run loadkit's loop-lag probe too")
     full = sub.add_parser("all", help="(a) and (b) (the default)")
     full.add_argument("--duration", type=float, default=8.0, help="steady window per run, seconds")
     full.add_argument("--warmup", type=float, default=2.0)
@@ -341,17 +403,21 @@ def main() -> None:
         serve()
     elif args.what == "locust":
         sys.path.insert(0, str(ROOT))
-        result = locust_run(args.mode, args.port, args.rate, args.users, args.duration, args.warmup)
+        result = locust_run(
+            args.mode, args.port, args.rate, args.users, args.duration, args.warmup, args.probe
+        )
         print(json.dumps(result))
     else:
-        sys.path.insert(0, str(ROOT))
+        sys.path.insert(0, str(getattr(args, "root", ROOT)))
         a = bench_record()
         print(
             f"(a) request event fired with a bare listener: {a['bare_fire_us']:.2f} µs;"
             f" with loadkit's listener too: {a['loadkit_fire_us']:.2f} µs"
             f" (+{a['loadkit_fire_us'] - a['bare_fire_us']:.2f} µs per request);"
             f" Recorder.record alone: {a['record_us']:.2f} µs;"
-            f" for scale, with Locust's own stats listener: {a['stats_us']:.2f} µs"
+            f" for scale, with Locust's own stats listener: {a['stats_us']:.2f} µs;"
+            f" ArrivalPacer.take() due and on time: {a['take_on_time_us']:.2f} µs, due and late:"
+            f" {a['take_late_us']:.2f} µs; request_done(): {a['request_done_us']:.2f} µs"
         )
         if args.what != "record":
             bench_locust(

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 from loadkit.measure.figures import Arrivals
+from loadkit.measure.generator import HealthDelta, check_health_delta
 from loadkit.measure.recorder import DeltaError, RecorderDelta
 from loadkit.measure.told import Told, ToldError, check_told
 
@@ -31,7 +32,7 @@ class WorkerReport(TypedDict):
     t0: float  # the test the figures belong to (a late report of an earlier test is ignored)
     recorder: RecorderDelta
     arrivals: Arrivals  # cumulative counts of this worker's pacer
-    cpu: list[tuple[float, float]]  # (epoch second, percent of one core) samples since the last report
+    health: HealthDelta  # loop lag, CPU and late arrivals by cause since the last report
     told: list[Told]  # grants users were told about since the last report (JsonUser; else empty)
 
 
@@ -53,11 +54,11 @@ def check_report(payload: Any) -> WorkerReport:
         raise DeltaError(f"a worker report without {', '.join(missing)}")
     try:
         float(payload["t0"])
-        cpu = [(float(t), float(c)) for t, c in payload["cpu"]]
+        health = check_health_delta(payload["health"])
         arrivals = {key: int(payload["arrivals"].get(key, 0)) for key in Arrivals.__annotations__}
         told = check_told(payload["told"])
     except ToldError as exc:
         raise DeltaError(f"malformed worker report: {exc}") from exc
     except (AttributeError, TypeError, ValueError) as exc:
         raise DeltaError(f"malformed worker report: {exc!r}") from exc
-    return {**payload, "cpu": cpu, "arrivals": arrivals, "told": told}  # type: ignore[typeddict-item]
+    return {**payload, "health": health, "arrivals": arrivals, "told": told}  # type: ignore[typeddict-item]

@@ -6,6 +6,21 @@ slots and sleep until theirs.  When no user was free at a slot's time, the next 
 late and the lateness is remembered for the calling greenlet: the request listener adds it to the
 response time (wrk2's coordinated-omission correction).
 
+A late arrival is counted by its cause, under the second of plan time its slot was due in (the
+verdict later weighs it against the generator's health in that second, `measure/attribution.py`):
+
+- ``loop``: a user was waiting for the slot and woke late, or no user was free while the event
+  loop itself was running late (``loop_lag``, the probe's) by about as much as the users' requests
+  took (a loop 20 ms late explains 20-ms answers, not 1-s ones): the event loop was slow;
+- ``target``: no user was free at the slot's time, and the user that took it had spent most of
+  its last journey waiting for the target's answers;
+- ``users``: no user was free, but the user that took it had spent most of its journey elsewhere
+  (think time, its own work): the user pool, not the target, was too small.
+
+A user whose own last ticket was late is working off a backlog: its next late ticket keeps that
+cause (the arrivals a user catches up on after a target's 1-s stall are the stall's, however short
+its catching-up journeys are). Only a user coming from an on-time ticket starts a new judgement.
+
 Times are seconds on a shared epoch clock (``time.time()``) so that workers started by one master
 pace the same schedule; plan time is ``time.time() - t0``.
 """
@@ -15,14 +30,13 @@ from __future__ import annotations
 import math
 import random
 import time
-import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import gevent
 import gevent.event
 
-from loadkit.measure.figures import Arrivals
+from loadkit.measure.figures import Arrivals, LateCounts
 
 # The schedule integrates the rate with the midpoint rule over steps of at most 20 ms, halved
 # (down to 10 µs) where midpoint and trapezoid disagree by more than 0.001 arrival: exact on
@@ -36,6 +50,37 @@ _ZERO_BISECT_S = 1e-4
 # Without an end, give up searching for a positive rate after this long (then block forever).
 _ZERO_HORIZON_S = 7 * 24 * 3600.0
 _BLOCK_S = 3600.0
+# A late slot nobody was free for is the target's when the user that took it had spent at least
+# this share of its last journey waiting for answers; else the user pool's (think time, task work).
+WAITING_SHARE_TARGET = 0.5
+# ... unless the loop itself runs late by at least a quarter of what the user's requests took on
+# average: then the loop, delaying every answer, explains the wait.
+LOOP_EXPLAINS = 4.0
+_LOOP, _TARGET, _USERS = 0, 1, 2  # indices of a second's counts in _causes
+_ON_TIME = -1  # a ticket's cause when it was on time
+_CAUSES = ("loop", "target", "users")
+
+
+_TICKET = "loadkit_ticket"  # the attribute of a user's greenlet that holds its _Ticket
+
+
+class _Ticket:
+    """What the pacer remembers about one user greenlet: its last ticket's lateness, when that
+    journey started (plan time) and the milliseconds it has spent waiting for answers since (added
+    by the request listener through ``request_done``). One object per user, kept on its greenlet
+    (an attribute lookup, where a weak dictionary made a weak reference per arrival and request)
+    and reused for every ticket; ``run`` tells a ticket of an earlier test (`start`) from a current one.
+    """
+
+    __slots__ = ("cause", "lateness", "requests", "run", "started", "waited_ms")
+
+    def __init__(self, run: object) -> None:
+        self.run = run
+        self.lateness = 0.0
+        self.cause = _ON_TIME  # why that ticket was late
+        self.started = 0.0
+        self.waited_ms = 0.0
+        self.requests = 0
 
 
 class ArrivalPacer:
@@ -61,6 +106,7 @@ class ArrivalPacer:
         end_s: float | None = None,
         seed: int | None = None,
         on_take: Callable[[float], None] | None = None,
+        loop_lag: Callable[[], float] | None = None,
     ) -> None:
         if arrivals not in ("constant", "poisson"):
             raise ValueError(f"arrivals must be 'constant' or 'poisson', got {arrivals!r}")
@@ -76,13 +122,18 @@ class ArrivalPacer:
         self.end_s = None if end_s is None else float(end_s)
         self._random = random.Random(seed)
         self._on_take = on_take
+        self._loop_lag = loop_lag or (lambda: 0.0)
         self._started = gevent.event.Event()
         self._t0 = 0.0
         self._next: float | None = None  # plan time of the next unclaimed slot; None = no more
-        self._tickets: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+        self._run = object()  # tickets of an earlier start() are not this run's
         self.sent = 0
         self.late = 0
         self.dropped = 0
+        self.waiting = 0  # users asleep until their claimed slot: the free users right now
+        # slot second -> [loop, target, users]: late and dropped arrivals by cause since take_causes()
+        self._causes: dict[int, list[int]] = {}
+        self._busy_cause = _USERS  # the cause of the last slot nobody was free for
         # running integral of rate×share for counts()["scheduled"]
         self._integral_t = 0.0
         self._integral = 0.0
@@ -119,7 +170,9 @@ class ArrivalPacer:
         self._integral_t = 0.0
         self._integral = 0.0
         self.sent = self.late = self.dropped = 0
-        self._tickets.clear()
+        self._run = object()
+        self._causes = {}
+        self._busy_cause = _USERS
         self._phase = float(phase)
         self._next = self._advance(0.0, None if self._poisson else self._phase)
         self._started.set()
@@ -131,48 +184,145 @@ class ArrivalPacer:
         last arrival this blocks until the greenlet is killed (the shape stops the run).
         """
         self._started.wait()
+        current = gevent.getcurrent()
+        ticket = getattr(current, _TICKET, None)
+        if ticket is not None and ticket.run is not self._run:
+            ticket = None
         while True:
             slot = self._next
             if slot is None:
-                self._tickets.pop(gevent.getcurrent(), None)
-                while True:
-                    gevent.sleep(_BLOCK_S)
+                setattr(current, _TICKET, None)
+                self.waiting += 1  # free, with nothing left to do
+                try:
+                    while True:
+                        gevent.sleep(_BLOCK_S)
+                finally:
+                    self.waiting -= 1
             now = time.time() - self._t0
             if now - slot > self.drop_after_s:
-                self._drop_until(slot, now - self.drop_after_s)
+                self._drop_until(slot, now - self.drop_after_s, self._cause_of_busy(ticket, now))
                 continue
             self._next = self._advance(slot)
+            cause = _ON_TIME
             if slot > now:
-                gevent.sleep(slot - now)
+                self.waiting += 1
+                try:
+                    gevent.sleep(slot - now)
+                finally:
+                    self.waiting -= 1
                 lateness = time.time() - self._t0 - slot
-                lateness = lateness if lateness > 0.0 else 0.0
+                if lateness > self.late_after_s:
+                    cause = _LOOP
+                    self._count_late(slot, cause)
+                elif lateness < 0.0:
+                    lateness = 0.0
             else:
                 lateness = now - slot
+                if lateness > self.late_after_s:
+                    cause = self._cause_of_busy(ticket, now)
+                    self._count_late(slot, cause)
             self.sent += 1
-            if lateness > self.late_after_s:
-                self.late += 1
             if self._on_take is not None:
                 self._on_take(self._t0 + slot + lateness)
-            self._tickets[gevent.getcurrent()] = lateness
+            if ticket is None:
+                ticket = _Ticket(self._run)
+                setattr(current, _TICKET, ticket)
+            ticket.lateness = lateness
+            ticket.cause = cause
+            ticket.started = slot + lateness
+            ticket.waited_ms = 0.0
+            ticket.requests = 0
             return lateness
 
-    def _drop_until(self, slot: float, cutoff: float) -> None:
+    def _count_late(self, slot: float, cause: int) -> None:
+        self.late += 1
+        second = int(slot)
+        counts = self._causes.get(second)
+        if counts is None:
+            counts = self._causes[second] = [0, 0, 0]
+        counts[cause] += 1
+
+    def _cause_of_busy(self, ticket: _Ticket | None, now: float) -> int:
+        """Why no user was free for a slot that the user with ``ticket`` came for at plan time
+        ``now``: the backlog it is working off, if its own last ticket was late; else the loop, if
+        it is running late right now by enough to explain the user's waits; else that user's last
+        journey: mostly spent waiting for answers (the target) or not (the user pool). A user's
+        first ticket has no journey before it: the pool was not ready."""
+        if ticket is not None and ticket.cause != _ON_TIME:
+            cause = ticket.cause
+        else:
+            lag = self._loop_lag()
+            waited_s = ticket.waited_ms / 1000.0 if ticket is not None else 0.0
+            mean_s = waited_s / ticket.requests if ticket is not None and ticket.requests else 0.0
+            if lag > self.late_after_s and mean_s <= LOOP_EXPLAINS * lag:
+                cause = _LOOP
+            elif ticket is None:
+                cause = _USERS
+            elif waited_s > 0.0 and waited_s >= WAITING_SHARE_TARGET * (now - ticket.started):
+                cause = _TARGET
+            else:
+                cause = _USERS
+        self._busy_cause = cause
+        return cause
+
+    def _drop_until(self, slot: float, cutoff: float, cause: int) -> None:
         """Skip, in one go, the slot at ``slot`` and every later one before ``cutoff``.
 
         Overloaded, one take() may find thousands of expired slots; they are counted from the rate
         integral instead of being walked one by one (exact for constant arrivals; for poisson the
-        expected count, and the memoryless schedule restarts at the cutoff).
+        expected count, and the memoryless schedule restarts at the cutoff).  They are counted by
+        ``cause`` under the seconds they were due in.
         """
         if self.end_s is not None:
             cutoff = min(cutoff, self.end_s)
         area = self._area(slot, cutoff)
         whole = math.floor(area)
         self.dropped += 1 + whole
+        for second, n in _split_by_second(slot, cutoff, 1 + whole, self._area).items():
+            counts = self._causes.get(second)
+            if counts is None:
+                counts = self._causes[second] = [0, 0, 0]
+            counts[cause] += n
         self._next = self._advance(cutoff, None if self._poisson else 1.0 - (area - whole))
 
     def lateness_of_current(self) -> float:
         """Lateness (s) of the ticket the current greenlet last took; 0.0 for unpaced greenlets."""
-        return self._tickets.get(gevent.getcurrent(), 0.0)
+        ticket = getattr(gevent.getcurrent(), _TICKET, None)
+        return ticket.lateness if ticket is not None and ticket.run is self._run else 0.0
+
+    def request_done(self, response_ms: float) -> float:
+        """A request of the current greenlet ended after ``response_ms``: count that time as spent
+        waiting for the target, and return the lateness of its ticket (0.0 for unpaced greenlets).
+        The request listener calls this once per request (one lookup serves both)."""
+        ticket = getattr(gevent.getcurrent(), _TICKET, None)
+        if ticket is None or ticket.run is not self._run:
+            return 0.0
+        ticket.waited_ms += response_ms
+        ticket.requests += 1
+        return ticket.lateness
+
+    def take_causes(self) -> dict[int, LateCounts]:
+        """Late and dropped arrivals by cause since the last call, by the plan second they were due
+        in; counting starts again from zero."""
+        causes, self._causes = self._causes, {}
+        return {second: dict(zip(_CAUSES, c, strict=True)) for second, c in causes.items()}  # type: ignore[misc]
+
+    def pending(self, now: float | None = None) -> dict[int, LateCounts]:
+        """Arrivals due but not taken by any user nor dropped yet (``counts()["unsent"]``), by the
+        plan second they were due in, counted under the cause of the last slot nobody was free for."""
+        unsent = self.counts(now)["unsent"]
+        if not unsent or self._next is None:
+            return {}
+        t = (time.time() if now is None else now) - self._t0
+        if self.end_s is not None:
+            t = min(t, self.end_s)
+        cause = _CAUSES[self._busy_cause]
+        out: dict[int, LateCounts] = {}
+        for second, n in _split_by_second(self._next, max(t, self._next), unsent, self._area).items():
+            counts: LateCounts = {"loop": 0, "target": 0, "users": 0}
+            counts[cause] = n  # type: ignore[literal-required]
+            out[second] = counts
+        return out
 
     def counts(self, now: float | None = None) -> Arrivals:
         """This process's arrivals: scheduled (due by now per the rate integral), sent (on time or
@@ -260,6 +410,28 @@ class ArrivalPacer:
             else:
                 lo = mid
         return hi
+
+
+def _split_by_second(a: float, b: float, total: int, area: Callable[[float, float], float]) -> dict[int, int]:
+    """``total`` arrivals planned over plan times [a, b], split by the whole second they fall in
+    (in proportion to the rate integral ``area``; rounded so that they add up to ``total``)."""
+    first, last = int(a), int(b)
+    if first == last or total <= 0:
+        return {first: total} if total > 0 else {}
+    weights = {s: area(max(a, s), min(b, s + 1.0)) for s in range(first, last + 1)}
+    whole = sum(weights.values())
+    out: dict[int, int] = {}
+    done = 0.0
+    given = 0
+    for second, weight in weights.items():
+        done += weight
+        upto = round(total * done / whole) if whole > 0 else total
+        if upto > given:
+            out[second] = upto - given
+            given = upto
+    if given < total:
+        out[last] = out.get(last, 0) + total - given
+    return out
 
 
 def install(user_classes: Iterable[type], pacer: ArrivalPacer) -> None:

@@ -44,6 +44,7 @@ from loadkit.engine.pacing import install
 from loadkit.engine.session import RunSession
 from loadkit.engine.shape import PlanShape, shape_for
 from loadkit.measure.figures import EMPTY_ARRIVALS, Arrivals, EndingHow, Generator
+from loadkit.measure.generator import LOCAL, MASTER
 from loadkit.measure.reconcile import check_expectations, reconcile
 from loadkit.measure.recorder import DeltaError
 from loadkit.measure.summary import Summary, build_summary
@@ -120,7 +121,7 @@ class _Pacing:
             name,
             t=time.time(),
             response_ms=response_time,
-            lateness_s=session.pacer.lateness_of_current() if session.pacer else 0.0,
+            lateness_s=session.pacer.request_done(response_time) if session.pacer else 0.0,
             ok=ok,
             outcome=(context or {}).get("loadkit_outcome") if ok else None,
             error=None if ok else f"{type(exception).__name__}: {exception}"[:300],
@@ -166,7 +167,8 @@ class _Judging:
     def arrivals(self) -> Arrivals:
         raise NotImplementedError
 
-    def sample_cpu(self, session: RunSession) -> None:
+    def collect_health(self, session: RunSession) -> None:
+        """Add this process's own loop lag, CPU and late arrivals to the run's health."""
         raise NotImplementedError
 
     def watch_workers(self, session: RunSession) -> None:
@@ -256,6 +258,7 @@ class _Judging:
     def generator(self, *, until: float | None = None) -> Generator:
         session = self.session
         assert session is not None
+        self.collect_health(session)
         return {**session.generator(self.workers(), until=until), **self.worker_facts()}  # type: ignore[typeddict-item]
 
     def live(self) -> dict[str, Any]:
@@ -269,7 +272,8 @@ class _Judging:
         return live
 
     def monitor(self) -> None:
-        """Once a second: CPU, workers, abort_on, the live snapshot and the headless progress line."""
+        """Once a second: generator health, workers, abort_on, the live snapshot and the headless
+        progress line."""
         runner = self.environment.runner
         watch: AbortWatch | None = None
         last_progress, last_snapshot = 0.0, time.time() - SNAPSHOT_EVERY_S / 2
@@ -277,7 +281,7 @@ class _Judging:
             gevent.sleep(1.0)
             session = self.session
             now = time.time()
-            self.sample_cpu(session)
+            self.collect_health(session)
             if runner.state not in RUNNING or session.t0 is None:
                 watch = None
                 continue
@@ -375,9 +379,8 @@ class LocalRole(_Pacing, _Judging):
         session = self.session
         return session.pacer.counts() if session and session.pacer else dict(EMPTY_ARRIVALS)  # type: ignore[return-value]
 
-    def sample_cpu(self, session: RunSession) -> None:
-        session.cpu.sample()
-        session.health.add_samples("local", session.cpu.take())
+    def collect_health(self, session: RunSession) -> None:
+        session.collect_health(LOCAL)
 
 
 class MasterRole(_Judging):
@@ -432,9 +435,8 @@ class MasterRole(_Judging):
                 total[key] += int(counts.get(key, 0))
         return total  # type: ignore[return-value]
 
-    def sample_cpu(self, session: RunSession) -> None:
-        session.cpu.sample()
-        session.health.add_samples("master", session.cpu.take())
+    def collect_health(self, session: RunSession) -> None:
+        session.collect_health(MASTER)
 
     def watch_workers(self, session: RunSession) -> None:
         runner = self.environment.runner
@@ -520,7 +522,7 @@ class MasterRole(_Judging):
             return
         self.worker_arrivals[client_id] = report["arrivals"]
         self.reported_at[client_id] = time.time()
-        session.health.add_samples(client_id, report["cpu"])
+        session.health.add(client_id, report["health"])
         session.told.extend(report["told"])
 
 
@@ -559,7 +561,6 @@ class WorkerRole(_Pacing):
             default_stop_timeout(environment)
             quiet_gc()
             self.start_pacing(self.session)
-            gevent.spawn(self._sample_cpu)
         session = self.session
         if session.t0 == float(data["t0"]):
             return  # this test's start, already under way here
@@ -569,11 +570,6 @@ class WorkerRole(_Pacing):
         index = max(0, getattr(environment.runner, "worker_index", 0)) % workers
         session.begin(float(data["t0"]), phase=(index + 0.5) / workers)
 
-    def _sample_cpu(self) -> None:
-        while self.session is not None:
-            self.session.cpu.sample()
-            gevent.sleep(1.0)
-
     def on_report_to_master(self, data: dict[str, Any], **_kw: Any) -> None:
         session = self.session
         if session is None or session.t0 is None:
@@ -582,7 +578,7 @@ class WorkerRole(_Pacing):
             "t0": session.t0,
             "recorder": session.recorder.take_delta(),
             "arrivals": session.pacer.counts() if session.pacer else dict(EMPTY_ARRIVALS),  # type: ignore[typeddict-item]
-            "cpu": session.cpu.take(),
+            "health": session.health_delta(),
             "told": session.told.take(),
         }
         data["loadkit"] = report

@@ -8,13 +8,15 @@ the role (`roles.py`). Judging happens once per test, in the role's finish.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 
 from loadkit.engine.clock import PlanClock, set_plan_clock
 from loadkit.engine.pacing import ArrivalPacer
+from loadkit.engine.probe import LoopProbe
 from loadkit.measure.figures import Arrivals, BaselineInput, Ending, EndingHow, Evidence, Generator, iso
-from loadkit.measure.generator import CpuSampler, GeneratorHealth
+from loadkit.measure.generator import GeneratorHealth, HealthDelta
 from loadkit.measure.recorder import Recorder
 from loadkit.measure.summary import LIVE_NAME, Snapshot, write_snapshot
 from loadkit.measure.told import ToldLog
@@ -43,8 +45,8 @@ class RunSession:
         self.recorder = Recorder(plan)
         self.told = ToldLog()  # grants the users were told about (JsonUser), for reconciliation
         self.pacer: ArrivalPacer | None = None
-        self.cpu = CpuSampler()
-        self.health = GeneratorHealth()
+        self.probe = LoopProbe(free_users=self._free_users)
+        self.health = GeneratorHealth(plan.gate_window())
         self.t0: float | None = None
         self.started_at: float | None = None
         self.stopping_at: float | None = None  # when the test began to stop (figures are cut there)
@@ -61,12 +63,16 @@ class RunSession:
             arrivals=self.plan.arrivals,
             end_s=self.plan.duration_s,
             on_take=self._journey_started,
+            loop_lag=self.probe.lag_now,
         )
         return self.pacer
 
     def _journey_started(self, t: float) -> None:
         # looked up on each call: begin() gives every test a new recorder
         self.recorder.record_arrival(t)
+
+    def _free_users(self) -> int | None:
+        return self.pacer.waiting if self.pacer is not None else None
 
     def begin(self, t0: float, *, phase: float = 0.5) -> None:
         """A new test starts: forget the previous one (the web UI can run several).
@@ -78,12 +84,13 @@ class RunSession:
         self.recorder = Recorder(self.plan)
         self.recorder.start(t0)
         self.told = ToldLog()
-        self.health = GeneratorHealth()
+        self.health = GeneratorHealth(self.plan.gate_window())
         self.abort_reason = None
         self.halted = None
         self.judged = False
         if self.pacer is not None:
             self.pacer.start(t0, phase=phase)
+        self.probe.start(t0)
         set_plan_clock(PlanClock(self.plan, t0))
 
     def prepare_mock(self) -> None:
@@ -100,17 +107,25 @@ class RunSession:
 
     # --- figures ---------------------------------------------------------------------------
 
-    def gate_bounds(self) -> tuple[float, float]:
-        """Epoch start and end of the gate window."""
-        assert self.t0 is not None
-        start, end = self.plan.gate_window()
-        return self.t0 + start, self.t0 + end
+    def health_delta(self) -> HealthDelta:
+        """This process's health since the last call: what its probe and its pacer saw."""
+        pacer = self.pacer
+        return {
+            "seconds": self.probe.take(),
+            "late": pacer.take_causes() if pacer is not None else {},
+            "pending": pacer.pending() if pacer is not None else {},
+        }
+
+    def collect_health(self, node: str) -> None:
+        """Add this process's own health delta (local or master) to the run's."""
+        self.health.add(node, self.health_delta(), paces=self.pacer is not None)
 
     def generator(self, workers: int, *, until: float | None = None) -> Generator:
-        start, end = self.gate_bounds()
-        if until is not None:
-            end = min(end, until)
-        return self.health.summary(start, end, workers)
+        """The generator's figures over the gate window; with ``until`` (epoch seconds, a live
+        view) over the run so far while the gate has not begun."""
+        if until is not None and self.t0 is not None and until - self.t0 < self.plan.gate_window()[0]:
+            return self.health.summary(workers, window=(0.0, math.inf))
+        return self.health.summary(workers)
 
     def live(self, arrivals: Arrivals, generator: Generator, *, lag_s: float = 0.0) -> dict:
         """Figures so far, shaped like summary.json, for the web UI and the progress line.
@@ -167,7 +182,9 @@ class RunSession:
 
     def evidence(self, arrivals: Arrivals, generator: Generator, *, finished: float) -> Evidence:
         """The measured figures of the test (cut at `finished`) with arrivals, generator, abort."""
-        evidence: Evidence = {**self.recorder.figures(until=finished), "arrivals": arrivals}
+        figures = self.recorder.figures(until=finished)
+        figures["timeseries"].update(self.health.timeseries(len(figures["timeseries"]["t"])))
+        evidence: Evidence = {**figures, "arrivals": arrivals}
         evidence["whole_run"] = self.recorder.whole_run()
         evidence["generator"] = generator
         evidence["abort"] = {"reason": self.abort_reason} if self.abort_reason else None

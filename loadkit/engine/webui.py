@@ -17,8 +17,9 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from loadkit.measure.generator import CPU_HIGH
+from loadkit.measure.attribution import CPU_LIMIT, LAG_MAX_LIMIT_MS, LAG_P99_LIMIT_MS
 from loadkit.reports.html import as_list, as_map, fmt_measure, fmt_ms, fmt_num, fmt_pct
+from loadkit.reports.markdown import effect_of
 from loadkit.reports.progress import gate_countdown
 
 log = logging.getLogger("loadkit")
@@ -37,6 +38,7 @@ LIVE_PATH = "/loadkit/live"
 CHECK_KINDS = {"budget": "Budget", "integrity": "Integrity", "health": "Generator"}
 # no-break spaces: the Status column is narrow and a mark must not wrap
 MARKS = {True: "✔\u00a0PASS", False: "✘\u00a0FAIL"}
+EFFECT_MARKS = {"pass": MARKS[True], "fail": MARKS[False], "inconclusive": "?\u00a0DOUBTFUL"}
 VERDICT_MARKS = {"pass": MARKS[True], "fail": MARKS[False], "inconclusive": "?\u00a0INCONCLUSIVE"}
 VERDICT_WORDS = {"pass": "ready so far", "fail": "not ready so far", "inconclusive": "inconclusive so far"}
 _STATE = "loadkit_readiness"  # key in app.extensions: the current live() callable
@@ -85,15 +87,7 @@ def rows(live: Mapping[str, Any]) -> list[dict[str, str]]:
     )
     out.append(_row("Error rate", fmt_pct(live.get("error_rate")), note=_errors_note(live) + aside))
     out.extend(_arrival_rows(as_map(live.get("arrivals"))))
-    gen = as_map(live.get("generator"))
-    out.append(
-        _row(
-            "Generator CPU max / avg",
-            f"{fmt_num(gen.get('cpu_max'))}% / {fmt_num(gen.get('cpu_avg'))}%",
-            note=f"long stretches above {CPU_HIGH:g}% make the verdict inconclusive",
-        )
-    )
-    out.append(_row("Workers", fmt_num(gen.get("workers")), note=f"lost: {fmt_num(gen.get('workers_lost'))}"))
+    out.extend(_generator_rows(as_map(live.get("generator")), aside))
     audit = live.get("audit")
     if isinstance(audit, Mapping):
         violations = [str(v) for v in as_list(audit.get("violations"))]
@@ -164,8 +158,8 @@ def _rehearsal_rows(live: Mapping[str, Any]) -> list[dict[str, str]]:
 
 def _check_row(check: Mapping[str, Any], *, judged: bool) -> dict[str, str]:
     """A budget or health check: observed against its limit, marked only once the gate has begun."""
-    ok = check.get("ok")
-    status = (MARKS.get(ok, "?") if isinstance(ok, bool) else "?") if judged else ""
+    known = isinstance(check.get("ok"), bool) or check.get("effect") is not None
+    status = (EFFECT_MARKS[effect_of(check)] if known else "?") if judged else ""
     return _row(
         f"{CHECK_KINDS.get(str(check.get('kind')), 'Check')}: {check.get('name', '?')}",
         fmt_measure(check.get("observed"), check.get("unit")),
@@ -210,6 +204,58 @@ def _arrival_rows(arrivals: Mapping[str, Any]) -> list[dict[str, str]]:
         value = arrivals.get(key)
         share = value / scheduled if isinstance(value, int | float) and scheduled else None
         out.append(_row(label, fmt_num(value), note=f"{fmt_pct(share)} of {fmt_num(scheduled)} scheduled"))
+    return out
+
+
+def _generator_rows(gen: Mapping[str, Any], aside: str) -> list[dict[str, str]]:
+    """The generator's own health: loop lag, CPU, late arrivals by cause, and each process."""
+    limits = f"{fmt_num(LAG_P99_LIMIT_MS)} ms / {fmt_num(LAG_MAX_LIMIT_MS)} ms"
+    out = [
+        _row(
+            "Generator loop lag p99 / max",
+            f"{fmt_ms(gen.get('lag_p99_ms'))} / {fmt_ms(gen.get('lag_max_ms'))}",
+            limits,
+            note=f"how late a 10-ms sleep woke, worst pacing process; a second above: unhealthy{aside}",
+        ),
+        _row(
+            "Generator CPU max / avg",
+            f"{fmt_num(gen.get('cpu_max'))}% / {fmt_num(gen.get('cpu_avg'))}%",
+            f"{CPU_LIMIT:g}%",
+            note=f"per second, CPU ran + waited for a core above the limit is unhealthy{aside}",
+        ),
+        _row(
+            "Generator unhealthy",
+            f"{fmt_num(gen.get('unhealthy_s'))} s",
+            note=f"the longest any pacing process was unhealthy{aside}; for long: inconclusive",
+        ),
+    ]
+    late = [as_map(gen.get("late")), as_map(gen.get("unsent"))]
+    if any(late):
+        by = {key: sum(int(c.get(key) or 0) for c in late) for key in ("generator", "users", "target")}
+        out.append(
+            _row(
+                "Late arrivals by cause",
+                " / ".join(f"{key} {fmt_num(n)}" for key, n in by.items()),
+                note="the generator's loop or CPU / too few free users / every user waiting on the target",
+            )
+        )
+    out.append(_row("Workers", fmt_num(gen.get("workers")), note=f"lost: {fmt_num(gen.get('workers_lost'))}"))
+    processes = [as_map(p) for p in as_list(gen.get("processes"))]
+    if len(processes) > 1:
+        for process in processes:
+            wait = process.get("cpu_wait_max")
+            waited = f", waited for a core ≤ {fmt_num(wait)}%" if wait is not None else ""
+            free = f"; fewest free users {fmt_num(process.get('free_min'))}" if process.get("paces") else ""
+            out.append(
+                _row(
+                    f"Process {process.get('name', '?')}",
+                    f"lag {fmt_ms(process.get('lag_p99_ms'))} / {fmt_ms(process.get('lag_max_ms'))}",
+                    note=(
+                        f"CPU max {fmt_num(process.get('cpu_max'))}%, avg {fmt_num(process.get('cpu_avg'))}%"
+                        f"{waited}; unhealthy {fmt_num(process.get('unhealthy_s'))} s{free}"
+                    ),
+                )
+            )
     return out
 
 

@@ -72,8 +72,19 @@ class Window(TypedDict):
     stages: list[str]
 
 
-class Timeseries(TypedDict):
-    """One value per second of plan time; percentiles per 5-s window (None without samples)."""
+class GeneratorSeries(TypedDict):
+    """The generator's health per second of plan time (`GeneratorHealth.timeseries`)."""
+
+    lag_p99_ms: list[float | None]  # the worst event-loop lag p99 of the pacing processes
+    unhealthy: list[int]  # how many pacing processes were unhealthy (loop lag or CPU over its limit)
+    late_generator: list[int]  # arrivals due that second that were late, dropped or never sent, by cause
+    late_users: list[int]
+    late_target: list[int]
+
+
+class Timeseries(GeneratorSeries):
+    """One value per second of plan time; percentiles per 5-s window (None without samples).
+    The recorder fills the request series, the generator's health the rest (`GeneratorSeries`)."""
 
     interval_s: int
     t: list[int]
@@ -86,6 +97,15 @@ class Timeseries(TypedDict):
     p99: list[float | None]
 
 
+EMPTY_GENERATOR_SERIES: GeneratorSeries = {
+    "lag_p99_ms": [],
+    "unhealthy": [],
+    "late_generator": [],
+    "late_users": [],
+    "late_target": [],
+}
+
+
 EMPTY_TIMESERIES: Timeseries = {
     "interval_s": 1,
     "t": [],
@@ -96,6 +116,7 @@ EMPTY_TIMESERIES: Timeseries = {
     "p50": [],
     "p95": [],
     "p99": [],
+    **EMPTY_GENERATOR_SERIES,
 }
 
 
@@ -145,16 +166,70 @@ class Arrivals(TypedDict):
 EMPTY_ARRIVALS: Arrivals = {"scheduled": 0, "sent": 0, "on_time": 0, "late": 0, "dropped": 0, "unsent": 0}
 
 
+class LateCounts(TypedDict):
+    """Late, dropped or never sent arrivals of one second, by what the pacer saw (`engine/pacing.py`)."""
+
+    loop: int  # a user waited for the slot and woke late: the event loop was slow
+    target: int  # no user was free: they were waiting on the target
+    users: int  # no user was free: they were busy elsewhere (think time, their own work)
+
+
+class LateByCause(TypedDict):
+    """Arrivals late, dropped or never sent, by who caused it (`measure/attribution.py`)."""
+
+    generator: int  # the generator's loop or CPU was the limit
+    users: int  # the generator's user pool was the limit (users busy, not waiting on the target)
+    target: int  # every user was waiting on the target, the generator healthy
+
+
+class ProcessHealth(TypedDict):
+    """One Locust process over the window: "local", "master" or "worker-N" (in order of joining)."""
+
+    name: str
+    paces: bool  # sends arrivals (local, workers); the master only merges
+    lag_p99_ms: float | None  # event-loop lag: how late a 10-ms sleep woke
+    lag_max_ms: float | None
+    cpu_max: float | None
+    cpu_avg: float | None
+    cpu_wait_max: float | None  # the most of one second it waited for a core (Linux), in percent
+    unhealthy_s: float  # seconds with loop lag or CPU (ran + waited for a core) above its limit
+    free_min: int | None  # the fewest users free (waiting for their arrival) in any second
+
+
 class Generator(TypedDict):
-    """The load generator's own health over the window (every Locust process)."""
+    """The load generator's own health over the window (every Locust process).
+
+    `late` and `unsent` cover the whole run, like `Arrivals`: `late` splits its late and dropped
+    arrivals, `unsent` its unsent ones, by cause."""
 
     cpu_max: float
     cpu_avg: float
     cpu_high_s: float  # the longest time one process spent above the CPU limit
     workers: int
     workers_lost: int
+    lag_p99_ms: float | None  # the worst of the pacing processes
+    lag_max_ms: float | None
+    unhealthy_s: float | None  # the longest time one pacing process was unhealthy (None: not measured)
+    late: LateByCause | None  # None in summaries written before causes were measured
+    unsent: LateByCause | None
+    processes: list[ProcessHealth]
     workers_expected: NotRequired[int | None]
     strangers: NotRequired[list[str]]  # workers of another run that tried to join
+
+
+EMPTY_GENERATOR: Generator = {
+    "cpu_max": 0.0,
+    "cpu_avg": 0.0,
+    "cpu_high_s": 0.0,
+    "workers": 0,
+    "workers_lost": 0,
+    "lag_p99_ms": None,
+    "lag_max_ms": None,
+    "unhealthy_s": None,
+    "late": None,
+    "unsent": None,
+    "processes": [],
+}
 
 
 class Seen(TypedDict):

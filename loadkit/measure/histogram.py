@@ -14,7 +14,8 @@ import binascii
 import bisect
 import itertools
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from hdrh.codec import HdrCookieException, HdrLengthException
 from hdrh.histogram import HdrHistogram
@@ -181,6 +182,27 @@ class LatencyHistogram:
                 counts[index] = n
             hdr.set_internal_tacking_values(min(self._buckets), max(self._buckets), self.count)
         return hdr.encode().decode("ascii")
+
+    def sparse(self) -> dict[int, int]:
+        """The counts as ``{hdrh bucket index: count}``: a few entries where ``encode()`` builds and
+        compresses hdrh's whole array (~0.3 ms); for small per-second histograms sent often."""
+        return dict(self._buckets)
+
+    @classmethod
+    def from_sparse(cls, counts: Mapping[Any, Any]) -> LatencyHistogram:
+        """Inverse of :meth:`sparse`; raises HistogramDecodeError on anything else."""
+        out = cls()
+        try:
+            for key, n in counts.items():
+                index, count = int(key), int(n)
+                if not 0 <= index <= _TOP or count < 0:
+                    raise ValueError(f"bucket {key!r}: {n!r} out of range")
+                if count:
+                    out._buckets[index] = out._buckets.get(index, 0) + count
+                    out.count += count
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise HistogramDecodeError(f"not sparse histogram counts: {exc}") from exc
+        return out
 
     @classmethod
     def decode(cls, encoded: str | bytes) -> LatencyHistogram:

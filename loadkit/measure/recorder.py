@@ -26,7 +26,17 @@ import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, TypedDict
 
-from loadkit.measure.figures import NO_GATE, Figures, Gate, LiveFigures, Seen, Timeseries, WholeRun, iso
+from loadkit.measure.figures import (
+    EMPTY_GENERATOR_SERIES,
+    NO_GATE,
+    Figures,
+    Gate,
+    LiveFigures,
+    Seen,
+    Timeseries,
+    WholeRun,
+    iso,
+)
 from loadkit.measure.histogram import LatencyHistogram, bucket_ms
 
 if TYPE_CHECKING:
@@ -568,6 +578,8 @@ class Recorder:
             "p50": [w[50.0] for w in per_second],
             "p95": [w[95.0] for w in per_second],
             "p99": [w[99.0] for w in per_second],
+            # the generator's per-second health comes from GeneratorHealth (RunSession.evidence)
+            **{key: [] for key in EMPTY_GENERATOR_SERIES},  # type: ignore[typeddict-item]
         }
 
     def window(self, start_s: float, end_s: float) -> WindowFigures:

@@ -20,6 +20,7 @@ import orjson
 from loadkit.measure.compare import Row, Tolerance, compare, judged_gate, plan_differences
 from loadkit.measure.figures import (
     EMPTY_ARRIVALS,
+    EMPTY_GENERATOR,
     EMPTY_LATENCY,
     EMPTY_TIMESERIES,
     Arrivals,
@@ -40,7 +41,10 @@ from loadkit.measure.figures import (
 from loadkit.measure.verdict import EXIT_CODES, judge
 from loadkit.plan import Plan
 
-SCHEMA = 3  # 3: `baseline`. 2: `ending`; arrivals add up (on_time, unsent); no stray keys. 1: the first.
+# 3: `service` and `drills` (the three-tier rehearsal), `baseline`, the generator's health (loop
+# lag, time unhealthy, late arrivals by cause, per process and per second in `timeseries`), each
+# check's `effect`. 2: `ending`; arrivals add up (on_time, unsent); no stray keys. 1: the first.
+SCHEMA = 3
 
 
 class PlanInfo(TypedDict):
@@ -58,6 +62,7 @@ class CheckDoc(TypedDict):
     unit: str
     kind: str  # budget | integrity | health
     reason: str | None
+    effect: str  # pass | fail | inconclusive: what the check does to the verdict
 
 
 class BaselineSection(TypedDict):
@@ -91,7 +96,7 @@ class Summary(TypedDict):
     whole_run: WholeRun
     checks: list[CheckDoc]
     endpoints: dict[str, Endpoint]
-    generator: Generator | dict[str, Any]
+    generator: Generator
     errors: list[ErrorKind]
     abort: dict[str, Any] | None
     audit: dict[str, Any] | None
@@ -154,7 +159,7 @@ def build_summary(
         "whole_run": evidence.get("whole_run") or {"requests": 0, "errors": 0},
         "checks": [cast(CheckDoc, c.as_dict()) for c in checks],
         "endpoints": evidence.get("endpoints") or {},
-        "generator": evidence.get("generator") or {},
+        "generator": {**EMPTY_GENERATOR, **(evidence.get("generator") or {})},
         "errors": evidence.get("errors") or [],
         "abort": evidence.get("abort"),
         "audit": evidence.get("audit"),
@@ -162,7 +167,7 @@ def build_summary(
         "service": evidence.get("service"),
         "drills": evidence.get("drills") or [],
         "baseline": _baseline_section(plan, evidence),
-        "timeseries": evidence.get("timeseries") or EMPTY_TIMESERIES,
+        "timeseries": {**EMPTY_TIMESERIES, **(evidence.get("timeseries") or {})},
     }
     return cast(Summary, json_safe(doc))
 
@@ -201,7 +206,9 @@ def dumps(summary: Mapping[str, Any]) -> bytes:
 def load_summary(doc: Any) -> Summary:
     """A summary read from disk, of this schema or an older one, with every key present.
 
-    Schema 2 lacked `baseline` (null). Schema 1 also lacked `ending`, `arrivals.on_time`/`unsent`
+    Schema 2 lacked `service`, `drills` and `baseline` (null, empty), the generator's health (loop
+    lag, causes, processes: unknown, so null or empty) and the checks' `effect` (derived from `ok`
+    and `kind`, as the verdict then did). Schema 1 also lacked `ending`, `arrivals.on_time`/`unsent`
     and `qps.arrivals_held`, and could carry stray diagnostic keys (`seen`, `beyond`, `run`), which
     are dropped. Raises ValueError when `doc` is not a loadkit summary at all."""
     if not isinstance(doc, Mapping) or doc.get("tool") != "loadkit" or "verdict" not in doc:
@@ -209,7 +216,7 @@ def load_summary(doc: Any) -> Summary:
     out: dict[str, Any] = {key: doc.get(key) for key in KEYS}
     out["schema"] = SCHEMA
     out["reasons"] = list(doc.get("reasons") or [])
-    out["checks"] = list(doc.get("checks") or [])
+    out["checks"] = [_upgrade_check(c) for c in doc.get("checks") or [] if isinstance(c, Mapping)]
     for key, empty in (
         ("latency_ms", EMPTY_LATENCY),
         ("latency_ms_service", EMPTY_LATENCY),
@@ -220,8 +227,9 @@ def load_summary(doc: Any) -> Summary:
     out["whole_run"] = {"requests": 0, "errors": 0, **(doc.get("whole_run") or {})}
     if "whole_run" not in doc and isinstance(doc.get("run"), Mapping):  # schema 1 kept it as `run`
         out["whole_run"] = {k: int(doc["run"].get(k) or 0) for k in ("requests", "errors")}
-    for key in ("outcomes", "endpoints", "generator"):
+    for key in ("outcomes", "endpoints"):
         out[key] = dict(doc.get(key) or {})
+    out["generator"] = {**EMPTY_GENERATOR, **(doc.get("generator") or {})}
     out["errors"] = list(doc.get("errors") or [])
     out["drills"] = list(doc.get("drills") or [])
     qps = doc.get("qps") or {}
@@ -236,6 +244,13 @@ def load_summary(doc: Any) -> Summary:
     plan = doc.get("plan") or {}
     out["plan"] = {k: plan.get(k) for k in ("name", "file", "host", "raw")}
     return cast(Summary, out)
+
+
+def _upgrade_check(check: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(check)
+    if "effect" not in out:
+        out["effect"] = "pass" if out.get("ok") else "inconclusive" if out.get("kind") == "health" else "fail"
+    return out
 
 
 # --- the live snapshot: what a run knows so far, for when its generator dies ------------------------

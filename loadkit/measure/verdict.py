@@ -1,34 +1,44 @@
 """Checks and the verdict: is the target ready for the event, not ready, or can we not tell?
 
 Three kinds of check. *budget* checks (QPS held, latency percentiles, error rate, per endpoint)
-and *integrity* checks (abort, the mock's audit, reconciliation) judge the target: one failing
-makes the run `fail`. *health* checks judge the load generator (arrivals sent on time, CPU, lost
-workers, workers of another run, traffic in the gate window, a run that ended before its plan):
-one failing makes a run whose budgets hold `inconclusive`, because then the generator, not the
-target, may be what limited the figures. With a baseline run, each key figure is also compared
-with it (`baseline ...` budget checks, `compare.py`). fail wins over inconclusive, inconclusive
-over pass; a run whose load generator died is inconclusive whatever its partial figures show. A
-figure that is missing never counts as a pass. Each reason is said once.
+and *integrity* checks (abort, the mock's audit, reconciliation) judge the target. *health*
+checks judge the load generator (its health second by second, arrivals late because of it, lost
+workers, traffic in the gate window, a run cut short).
+
+Each check has an *effect* on the verdict. A failed integrity or error-rate check fails the run.
+A failed health check makes it `inconclusive`. A failed latency or QPS budget fails the run when
+the generator was healthy (late arrivals were the target's: the corrected latency stands), and
+makes it `inconclusive` when the generator was the limit: then the figures describe the generator
+(docs/architecture.md, "Who caused it: cause → verdict"). With a baseline run, each key figure
+is also compared with it (`baseline ...` budget checks, `compare.py`). fail wins over
+inconclusive, inconclusive over pass; a run whose load generator died is inconclusive whatever its
+partial figures show. A figure that is missing never counts as a pass. Each reason is said once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from loadkit.measure.attribution import CPU_LIMIT, LAG_MAX_LIMIT_MS, LAG_P99_LIMIT_MS
 from loadkit.measure.compare import Tolerance, compare, judged_gate
 from loadkit.plan import Budgets, EndpointBudget, LatencyBudget, Plan
 
 EXIT_CODES = {"pass": 0, "fail": 1, "inconclusive": 2}
 EXIT_USAGE = 3
 
-ON_TIME_MIN = 0.99  # share of scheduled arrivals that must be sent on time
-CPU_HIGH_PERCENT = 85.0  # one Locust process is one core: above this it may be the bottleneck
-CPU_HIGH_SHARE = 0.10  # "for long": more than this share of the gate window ...
-CPU_HIGH_MIN_S = 5.0  # ... and at least this many seconds (a short spike is not a limit)
+LATE_BY_GENERATOR_MAX = 0.01  # share of arrivals the generator may make late (or drop)
+UNHEALTHY_SHARE = 0.10  # the generator unhealthy "for long": more than this share of the gate ...
+UNHEALTHY_MIN_S = 5.0  # ... and at least this many seconds (a short spike is not a limit)
 
 BUDGET, HEALTH, INTEGRITY = "budget", "health", "integrity"
+PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+GENERATOR_FIX = (
+    "To measure the target, give the load generator more room: more processes (--processes N), "
+    "fewer users per process, or the generator on another machine"
+)
+USERS_FIX = "more users in the plan's stages (they were busy with their journeys, not waiting on the target)"
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,14 @@ class Check:
     unit: str = ""
     kind: str = BUDGET
     reason: str | None = None  # the human sentence when not ok
+    # what it does to the verdict: pass, fail or inconclusive; by default pass when ok, else
+    # inconclusive for a health check and fail for the others
+    effect: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.effect:
+            effect = PASS if self.ok else INCONCLUSIVE if self.kind == HEALTH else FAIL
+            object.__setattr__(self, "effect", effect)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,29 +69,46 @@ def judge(plan: Plan, results: Mapping[str, Any]) -> tuple[str, list[Check], lis
     """(verdict, checks, reasons) for the figures of one run (keys as in summary.json)."""
     checks: list[Check] = []
     checks += _integrity_checks(plan, results)
-    traffic = _had_traffic(results)
-    if traffic:
+    if _had_traffic(results):
         checks += _budget_checks(plan.budgets, results)
         checks += _baseline_checks(plan, results)
         checks += _ending_checks(plan, results)
     else:
         checks.append(Check("gate_traffic", False, 0, 1, "requests", HEALTH, _no_traffic_reason(results)))
     checks += _drill_checks(results)
-    checks += _health_checks(plan, results)
-    failed = [c for c in checks if not c.ok]
-    ending = results.get("ending")
-    if isinstance(ending, Mapping) and ending.get("how") == "generator_died":
-        # what it had reported is partial (and a master's is up to a report interval behind):
-        # nothing it shows can pass or fail the target
-        verdict = "inconclusive"
-    elif any(c.kind != HEALTH for c in failed):
-        verdict = "fail"
-    elif failed:
-        verdict = "inconclusive"
+    health = _health_checks(plan, results)
+    checks += health
+    generator_limit = any(c.name in GENERATOR_CHECKS and not c.ok for c in health)
+    # a generator that died reported partial figures (a master's up to a report interval behind)
+    died = (_cut_short(results) or {}).get("how") == "generator_died"
+    if generator_limit or died:
+        checks = [_doubted(c) if _is_load_budget(c) else c for c in checks]
+    effects = {c.effect for c in checks}
+    if died:
+        verdict = INCONCLUSIVE
     else:
-        verdict = "pass"
+        verdict = FAIL if FAIL in effects else INCONCLUSIVE if INCONCLUSIVE in effects else PASS
+    reasons = [c.reason for c in checks if not c.ok and c.reason]
+    if generator_limit:
+        reasons.append(_generator_fix(plan, checks, results))
+    elif not died and any(_is_load_budget(c) and not c.name.startswith("baseline ") for c in checks):
+        reasons.append(_target_named(plan, results))
     # several checks can share a reason (every budget of an endpoint that sent nothing): say it once
-    return verdict, checks, list(dict.fromkeys(c.reason for c in failed if c.reason))
+    return verdict, checks, list(dict.fromkeys(reasons))
+
+
+def _is_load_budget(check: Check) -> bool:
+    """A failed latency or QPS budget judged on figures (not one with no figure at all): what a
+    generator that cannot keep up distorts."""
+    return (
+        check.kind == BUDGET and not check.ok and check.unit in ("ms", "req/s") and check.observed is not None
+    )
+
+
+def _doubted(check: Check) -> Check:
+    """A latency or QPS budget that failed while the generator was the limit: not the target's
+    failure (the reason after the others says so, once)."""
+    return replace(check, effect=INCONCLUSIVE)
 
 
 def _had_traffic(results: Mapping[str, Any]) -> bool:
@@ -322,37 +357,40 @@ def baseline_label(run: Mapping[str, Any]) -> str:
     return f"{where or run.get('source') or 'given'}{when}"
 
 
-# --- generator health -------------------------------------------------------------------------------
+# --- generator health ---------------------------------------------------------------------------
+
+GENERATOR_CHECKS = ("generator_health", "arrivals_late_by_generator")
 
 
 def _health_checks(plan: Plan, results: Mapping[str, Any]) -> list[Check]:
     checks = []
-    arrivals = results.get("arrivals") or {}
-    scheduled = arrivals.get("scheduled") or 0
-    if scheduled > 0:  # closed-model locustfiles are not paced: nothing scheduled, nothing to judge
-        sent = arrivals.get("sent") or 0
-        late = arrivals.get("late") or 0
-        dropped = arrivals.get("dropped") or 0
-        on_time = arrivals.get("on_time", max(0, sent - late))
-        unsent = arrivals.get("unsent", max(0, scheduled - sent - dropped))
-        ending = results.get("ending")
-        cut_short = isinstance(ending, Mapping) and ending.get("how") not in (None, "completed")
-        # Slots due but not taken when a run is cut short have no fate yet: not judged. At the end
-        # of a completed plan they were due and nobody took them: missed.
-        judged = sent + dropped + (0 if cut_short else unsent)
-        share = on_time / judged if judged else 1.0
-        ok = share >= ON_TIME_MIN
-        reason = None
-        if not ok:
-            missed = f"{late} late, {dropped} dropped" + ("" if cut_short else f", {unsent} never sent")
-            reason = (
-                f"Only {_pct(share)} of {judged} arrivals were sent on time (needs "
-                f"{_pct(ON_TIME_MIN)}; {missed}): the generator or its user pool may be the limit"
-            )
-        checks.append(Check("arrivals_on_time", ok, round(share, 6), ON_TIME_MIN, "fraction", HEALTH, reason))
     generator = results.get("generator") or {}
     if generator:
-        checks.append(_cpu_check(plan, generator))
+        checks.append(_unhealthy_check(plan, generator))
+    late = _late_arrivals(results)
+    if late is not None:  # closed-model locustfiles are not paced: nothing scheduled, nothing to judge
+        judged, by_generator, by_users, _by_target = late
+        share = (by_generator + by_users) / judged if judged else 0.0
+        ok = share <= LATE_BY_GENERATOR_MAX
+        reason = None
+        if not ok:
+            reason = (
+                f"{by_generator + by_users} of {judged} arrivals ({_pct(share)}) were late or never sent "
+                f"because of the load generator (its event loop or CPU: {by_generator}; too few free "
+                f"users: {by_users}), not the target (at most {_pct(LATE_BY_GENERATOR_MAX)} may be)"
+            )
+        checks.append(
+            Check(
+                "arrivals_late_by_generator",
+                ok,
+                round(share, 6),
+                LATE_BY_GENERATOR_MAX,
+                "fraction",
+                HEALTH,
+                reason,
+            )
+        )
+    if generator:
         lost = generator.get("workers_lost") or 0
         reason = None
         if lost:
@@ -385,22 +423,88 @@ def _workers_checks(generator: Mapping[str, Any]) -> list[Check]:
     return [Check("workers", not problems, workers, expected, "workers", HEALTH, reason)]
 
 
-def _cpu_check(plan: Plan, generator: Mapping[str, Any]) -> Check:
-    limit = max(CPU_HIGH_MIN_S, CPU_HIGH_SHARE * plan.gate_seconds())
-    cpu_max = generator.get("cpu_max") or 0.0
-    high_s = generator.get("cpu_high_s")
-    if high_s is None:  # no per-second samples: judge on the average alone
-        ok = (generator.get("cpu_avg") or 0.0) <= CPU_HIGH_PERCENT
-        high_s = 0.0 if ok else plan.gate_seconds()
-    else:
-        ok = high_s < limit
+def _late_arrivals(results: Mapping[str, Any]) -> tuple[int, int, int, int] | None:
+    """(arrivals judged, late because of the generator's loop or CPU, of its user pool, of the
+    target), or None when nothing was paced. Slots due but not taken when a run is cut short have
+    no fate yet: not judged. At the end of a completed plan they were due and nobody took them."""
+    arrivals = results.get("arrivals") or {}
+    scheduled = arrivals.get("scheduled") or 0
+    if scheduled <= 0:
+        return None
+    sent = arrivals.get("sent") or 0
+    dropped = arrivals.get("dropped") or 0
+    unsent = arrivals.get("unsent", max(0, scheduled - sent - dropped))
+    ending = results.get("ending")
+    cut_short = isinstance(ending, Mapping) and ending.get("how") not in (None, "completed")
+    generator = results.get("generator") or {}
+    causes = [generator.get("late") or {}] + ([] if cut_short else [generator.get("unsent") or {}])
+    judged = sent + dropped + (0 if cut_short else unsent)
+    return (
+        judged,
+        *(sum(int(c.get(key) or 0) for c in causes) for key in ("generator", "users", "target")),
+    )  # type: ignore[return-value]
+
+
+def _unhealthy_check(plan: Plan, generator: Mapping[str, Any]) -> Check:
+    """The generator unhealthy for long: one pacing process's loop lag or CPU above its limit for
+    at least max(5 s, 10% of the gate) of the gate window."""
+    limit = max(UNHEALTHY_MIN_S, UNHEALTHY_SHARE * plan.gate_seconds())
+    seconds = float(generator.get("unhealthy_s") or 0.0)
+    ok = seconds < limit
     reason = None
     if not ok:
-        reason = (
-            f"The load generator's CPU was above {CPU_HIGH_PERCENT:g}% for {_num(high_s)} s "
-            f"(max {_num(cpu_max)}%): the generator, not the target, may be the limit"
+        worst = max(
+            (p for p in generator.get("processes") or [] if p.get("paces")),
+            key=lambda p: p.get("unhealthy_s") or 0.0,
+            default={},
         )
-    return Check("generator_cpu", ok, high_s, round(limit, 3), "s", HEALTH, reason)
+        name = f"{worst['name']}: " if worst.get("name") else ""
+        wait = worst.get("cpu_wait_max")
+        waited = f" and waiting for a core up to {_num(wait)}% of a second" if wait else ""
+        reason = (
+            f"The load generator was unhealthy for {_num(seconds)} s of the {_num(plan.gate_seconds())}-s "
+            f"gate window ({name}event-loop lag p99 {_ms(worst.get('lag_p99_ms'))}, max "
+            f"{_ms(worst.get('lag_max_ms'))}, CPU up to {_num(worst.get('cpu_max') or 0.0)}%{waited}; "
+            f"limits per second: lag p99 {_num(LAG_P99_LIMIT_MS)} ms, max {_num(LAG_MAX_LIMIT_MS)} ms, "
+            f"CPU {_num(CPU_LIMIT)}% ran or waited): the generator, not the target, was the limit"
+        )
+    return Check("generator_health", ok, seconds, round(limit, 3), "s", HEALTH, reason)
+
+
+def _generator_fix(plan: Plan, checks: list[Check], results: Mapping[str, Any]) -> str:
+    """Once, after the reasons: which budgets the generator's limit leaves undecided, and how to
+    make the next run measure the target."""
+    doubted = [c.name for c in checks if not c.ok and c.effect == INCONCLUSIVE and _is_load_budget(c)]
+    head = ""
+    if doubted:
+        shown = ", ".join(doubted[:4]) + (", ..." if len(doubted) > 4 else "")
+        head = (
+            f"The failed latency/QPS budgets ({shown}) are inconclusive: the load generator was the limit. "
+        )
+    late = _late_arrivals(results)
+    if late is not None and late[2] > late[1]:  # mostly too few free users
+        return f"{head}{GENERATOR_FIX}, and {USERS_FIX}"
+    return f"{head}{GENERATOR_FIX}"
+
+
+def _target_named(plan: Plan, results: Mapping[str, Any]) -> str:
+    """Who failed a latency or QPS budget when the generator was not the limit: the target."""
+    generator = results.get("generator") or {}
+    health = (
+        f"the load generator was healthy (event-loop lag p99 {_ms(generator.get('lag_p99_ms'))}, "
+        f"CPU up to {_num(generator.get('cpu_max') or 0.0)}%)"
+    )
+    late = _late_arrivals(results)
+    if late is None or not late[3]:
+        return f"The target was the limit: {health}"
+    judged, target = late[0], late[3]
+    share = _pct(target / max(judged, 1))
+    gates = plan.gate_stages() or range(len(plan.stages))
+    users = max(plan.users_for(i) for i in gates)
+    return (
+        f"All {users} users were waiting on the target when {target} arrivals ({share}) were due, "
+        f"and {health}: the target was the limit"
+    )
 
 
 # --- formatting ---------------------------------------------------------------------------------------
@@ -422,3 +526,7 @@ def _value(value: float, unit: str) -> str:
 
 def _pct(fraction: float) -> str:
     return f"{fraction * 100:.2f}".rstrip("0").rstrip(".") + "%"
+
+
+def _ms(value: Any) -> str:
+    return "unknown" if value is None else f"{_num(value)} ms"

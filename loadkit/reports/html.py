@@ -21,6 +21,10 @@ from typing import Any
 
 import yaml
 
+from loadkit.measure.attribution import CPU_LIMIT, LAG_MAX_LIMIT_MS, LAG_P99_LIMIT_MS
+from loadkit.measure.verdict import GENERATOR_CHECKS
+from loadkit.reports.markdown import effect_of
+
 MAX_POINTS = 600  # per chart series: a 1-hour soak at 1 s stays small and quick to draw
 DASH = "—"
 TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600)  # x ticks, seconds
@@ -170,10 +174,15 @@ def chart(
     unit: str = "",
     shade: tuple[float, float] | None = None,
     drills: Sequence[tuple[float, float, str]] = (),
+    *,
+    marks: Sequence[tuple[float, float]] = (),
+    mark_label: str = "",
+    height: int = 260,
 ) -> str:
     """An SVG line chart (x: seconds from the start) with dashed horizontal budget lines; the
-    gate window and the drills' windows (start, end, name) are shaded."""
-    width, height, left, right, top, bottom = 900, 260, 58, 96, 24, 28
+    gate window and the drills' windows (start, end, name) are shaded; `marks` are stretches of
+    time drawn as red bands along the top (labelled `mark_label` in the legend)."""
+    width, left, right, top, bottom = 900, 58, 96, 24, 28
     numbers = [v for line in lines for v in line.values if _is_num(v)]
     if len(t) < 2 or not numbers:
         return (
@@ -208,6 +217,13 @@ def chart(
                 f'<rect class="drill" x="{px(s0)}" y="{top}" width="{round(px(s1) - px(s0), 1)}" '
                 f'height="{plot_h}"><title>drill {_e(name)}</title></rect>'
                 f'<text class="drill-label" x="{px(s0) + 3}" y="{top + 12}">{_e(name)}</text>'
+            )
+    for m0, m1 in marks:
+        a, b = max(m0, x0), min(m1, x1)
+        if b > a:
+            parts.append(
+                f'<rect class="unhealthy" x="{px(a)}" y="{top}" width="{max(round(px(b) - px(a), 1), 1.0)}" '
+                f'height="8"><title>{_e(mark_label)}</title></rect>'
             )
     tick = 0.0
     while tick <= y_max + step / 2:
@@ -251,6 +267,8 @@ def chart(
         legend.append('<li class="note">shaded: gate window (budgets are judged here)</li>')
     if drills:
         legend.append('<li class="note">orange: drills (platform trouble, judged apart)</li>')
+    if marks:
+        legend.append(f'<li class="note"><span class="band"></span>{_e(mark_label)}</li>')
     return (
         f"<figure><figcaption>{_e(caption)}</figcaption>{''.join(parts)}"
         f'<ul class="legend">{"".join(legend)}</ul></figure>'
@@ -337,9 +355,14 @@ def verdict_text(summary: Mapping[str, Any]) -> tuple[str, str]:
             f"tell whether the event can go live ({figures})."
         )
     if verdict == "inconclusive":
+        limited = any(c.get("name") in GENERATOR_CHECKS for c in failed)
+        why = (
+            "the load generator, not the service, was the limit"
+            if limited
+            else "the run cannot vouch for the service (see why below)"
+        )
         return "inconclusive", (
-            "Inconclusive: the load generator, not the service, may have been the limit, "
-            f"so this run cannot tell whether the event can go live ({figures})."
+            f"Inconclusive: {why}, so this run cannot tell whether the event can go live ({figures})."
         )
     return "unknown", f"No verdict was recorded ({figures})."
 
@@ -405,6 +428,11 @@ def _mark(ok: Any) -> tuple[str, str]:
 
 
 KINDS = {"budget": "service budget", "integrity": "integrity", "health": "generator health"}
+EFFECT_MARKS = {
+    "pass": ("✔ pass", "mark-pass"),
+    "fail": ("✘ fail", "mark-fail"),
+    "inconclusive": ("? doubtful", "mark-warn"),
+}
 
 
 def _checks_section(summary: Mapping[str, Any]) -> str:
@@ -417,14 +445,15 @@ def _checks_section(summary: Mapping[str, Any]) -> str:
             KINDS.get(str(c.get("kind")), str(c.get("kind") or DASH)),
             fmt_measure(c.get("observed"), c.get("unit")),
             fmt_measure(c.get("limit"), c.get("unit")),
-            _mark(c.get("ok")),
+            EFFECT_MARKS[effect_of(c)],
         )
         for c in checks
     ]
     return (
         "<h2>Checks</h2>"
         '<p class="note">A failed service budget or integrity check means not ready; a failed generator '
-        "health check means the run cannot tell.</p>"
+        "health check means the run cannot tell, and so does a latency or QPS budget missed while the "
+        "generator was the limit (marked doubtful).</p>"
         + _table(("Check", "Judges", "Observed", "Limit", "Result"), rows, numeric=(2, 3))
     )
 
@@ -445,12 +474,12 @@ def _offset(summary: Mapping[str, Any], t: Sequence[float]) -> tuple[float, floa
 def _charts_section(summary: Mapping[str, Any]) -> str:
     ts = as_map(summary.get("timeseries"))
     raw_t = [v for v in as_list(ts.get("t")) if _is_num(v)]
-    keys = ("qps", "arrivals", "target_qps", "errors", "p50", "p95", "p99")
+    keys = ("qps", "arrivals", "target_qps", "errors", "p50", "p95", "p99", *GENERATOR_KEYS)
     # summaries written before the arrivals series have none: no line rather than a flat zero
     has_arrivals = any(_is_num(v) for v in as_list(ts.get("arrivals")))
     series = {k: list(ts.get(k) or [])[: len(raw_t)] for k in keys}
     series = {k: v + [None] * (len(raw_t) - len(v)) for k, v in series.items()}
-    aggregators = {"p50": max, "p95": max, "p99": max}
+    aggregators = {"p50": max, "p95": max, "p99": max, "lag_p99_ms": max, "unhealthy": max}
     t, s = downsample(raw_t, series, aggregators, MAX_POINTS)
     shade = _offset(summary, t) if t else None
     drills = _drill_spans(summary)
@@ -488,6 +517,7 @@ def _charts_section(summary: Mapping[str, Any]) -> str:
             shade,
             drills,
         )
+        + _generator_charts(t, s, shade)
         + chart(
             "Latency percentiles (corrected for coordinated omission) against the budgets",
             t,
@@ -556,6 +586,48 @@ def _rehearsal_section(summary: Mapping[str, Any]) -> str:
     return out
 
 
+GENERATOR_KEYS = ("lag_p99_ms", "unhealthy", "late_generator", "late_users", "late_target")
+
+
+def _generator_charts(
+    t: Sequence[float], s: Mapping[str, Sequence[float | None]], shade: tuple[float, float] | None
+) -> str:
+    """Under the throughput chart, on the same time axis: the generator's event-loop lag with its
+    unhealthy seconds marked, and the late arrivals of each second by who caused them. Summaries
+    written before the generator's health was measured per second have neither."""
+    if not any(_is_num(v) for v in s["lag_p99_ms"]):
+        return ""
+    step = t[1] - t[0] if len(t) > 1 else 1.0
+    marks = [(x, x + step) for x, bad in zip(t, s["unhealthy"], strict=False) if _is_num(bad) and bad > 0]
+    lag = chart(
+        "Load generator: event-loop lag p99 per second (the worst process that sends arrivals)",
+        t,
+        [Line("loop lag p99", s["lag_p99_ms"], "c2")],
+        [Budget(f"limit {fmt_num(LAG_P99_LIMIT_MS)} ms", LAG_P99_LIMIT_MS, "c4")],
+        "ms",
+        shade,
+        marks=marks,
+        mark_label="unhealthy second: loop lag or CPU (ran + waited) over its limit",
+        height=170,
+    )
+    late = [s[k] for k in ("late_generator", "late_users", "late_target")]
+    if not any(_is_num(v) and v > 0 for values in late for v in values):
+        return lag
+    return lag + chart(
+        "Late arrivals per second, by who made them late (by the second they were due)",
+        t,
+        [
+            Line("the generator (loop or CPU)", s["late_generator"], "c4"),
+            Line("too few free users", s["late_users"], "c3"),
+            Line("the target (every user waiting on it)", s["late_target"], "c1"),
+        ],
+        (),
+        "per s",
+        shade,
+        height=170,
+    )
+
+
 def _load_section(summary: Mapping[str, Any]) -> str:
     arr = as_map(summary.get("arrivals"))
     gen = as_map(summary.get("generator"))
@@ -577,14 +649,65 @@ def _load_section(summary: Mapping[str, Any]) -> str:
             f"{_pct_plain(gen.get('cpu_max'))} / {_pct_plain(gen.get('cpu_avg'))}",
         ),
         ("Seconds a generator process ran above 85% CPU", fmt_num(gen.get("cpu_high_s"))),
+        (
+            "Event-loop lag p99 / max (worst process that sends arrivals)",
+            f"{fmt_ms(gen.get('lag_p99_ms'))} / {fmt_ms(gen.get('lag_max_ms'))}",
+        ),
+        ("Seconds unhealthy (the longest of any process)", fmt_num(gen.get("unhealthy_s"))),
+        *_late_rows(gen),
         ("Generator processes (workers)", fmt_num(gen.get("workers"))),
         ("Workers lost during the run", fmt_num(gen.get("workers_lost"))),
     ]
+    processes = [p for p in as_list(gen.get("processes")) if isinstance(p, Mapping)]
+    per_process = [
+        (
+            str(p.get("name", "?")),
+            fmt_ms(p.get("lag_p99_ms")),
+            fmt_ms(p.get("lag_max_ms")),
+            f"{_pct_plain(p.get('cpu_max'))} / {_pct_plain(p.get('cpu_avg'))}",
+            _pct_plain(p.get("cpu_wait_max")),
+            fmt_num(p.get("unhealthy_s")),
+            fmt_num(p.get("free_min")) if p.get("paces") else "does not pace",
+        )
+        for p in processes
+    ]
+    table = ""
+    if per_process:
+        table = "<h3>Each generator process</h3>" + _table(
+            (
+                "Process",
+                "Loop lag p99",
+                "Loop lag max",
+                "CPU max / avg",
+                "Waited for a core",
+                "Unhealthy s",
+                "Fewest free users",
+            ),
+            per_process,
+            range(1, 6),
+        )
     return (
         "<h2>Load generator health</h2>"
-        '<p class="note">If the generator was overloaded, late or dropped arrivals rise and the figures '
-        "above describe the generator rather than the service.</p>" + _table(("Item", "Value"), rows, (1,))
+        '<p class="note">Each process measures itself every second: how late its event loop wakes a '
+        f"10-ms sleep, and its CPU (time it ran plus time it waited for a core). A second with loop lag "
+        f"p99 above {fmt_num(LAG_P99_LIMIT_MS)} ms, max above {fmt_num(LAG_MAX_LIMIT_MS)} ms or CPU above "
+        f"{fmt_num(CPU_LIMIT)}% is unhealthy: arrivals late in it are the generator's, and if that lasts, "
+        "the figures describe the generator rather than the service.</p>"
+        + _table(("Item", "Value"), rows, (1,))
+        + table
     )
+
+
+def _late_rows(gen: Mapping[str, Any]) -> list[tuple[str, str]]:
+    late = [as_map(gen.get("late")), as_map(gen.get("unsent"))]
+    if not any(late):
+        return []
+    by = {key: sum(int(c.get(key) or 0) for c in late) for key in ("generator", "users", "target")}
+    return [
+        ("Late, dropped or never sent because of the generator's loop or CPU", fmt_num(by["generator"])),
+        ("... because too few users were free (busy, not waiting on the target)", fmt_num(by["users"])),
+        ("... because every user was waiting on the target", fmt_num(by["target"])),
+    ]
 
 
 def _pct_plain(value: Any) -> str:

@@ -3,8 +3,9 @@
 Scheme (chosen because Jenkins, GitLab and GitHub test-report actions all show `<failure>` with its
 message, while `<skipped>` would read as "fine, not run" beside a red exit code):
 - a check that holds is a plain `<testcase>`;
-- a failing budget or integrity check is `<failure type="fail">`;
-- a failing generator-health check is `<failure type="inconclusive">` whose message starts with
+- a failing check whose effect is fail (a budget the target missed, integrity) is `<failure type="fail">`;
+- a failing check whose effect is inconclusive (generator health; a latency or QPS budget missed
+  while the generator was the limit) is `<failure type="inconclusive">` whose message starts with
   "inconclusive:" (the target was not judged unfit, but the run cannot vouch for it).
 The verdict, exit code and plan are `<properties>` of the suite; the reasons go to `<system-out>`.
 """
@@ -16,7 +17,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
-from loadkit.reports.markdown import measure
+from loadkit.reports.markdown import effect_of, measure
 
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -69,7 +70,7 @@ def render_junit(summary: Mapping[str, Any]) -> str:
         figures = (
             f"observed {measure(check.get('observed'), unit)}, limit {measure(check.get('limit'), unit)}"
         )
-        inconclusive = check.get("kind") == "health"
+        inconclusive = effect_of(check) == "inconclusive"
         prefix = "inconclusive: " if inconclusive else ""
         message = f"{prefix}{check.get('reason') or check.get('name')} ({figures})"
         failure = ET.SubElement(

@@ -10,12 +10,15 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from loadkit.measure.attribution import CPU_LIMIT, LAG_MAX_LIMIT_MS, LAG_P99_LIMIT_MS
+
 DASH = "—"
 PERCENTILES = ("p50", "p90", "p95", "p99", "max")
 VERDICT_TEXT = {
     "pass": "PASS: every budget held on the gate window",
     "fail": "FAIL: at least one budget did not hold",
-    "inconclusive": "INCONCLUSIVE: no budget failed, but this run cannot tell whether the target is ready",
+    "inconclusive": "INCONCLUSIVE: this run cannot vouch for the target (the load generator was the limit, "
+    "or the run was incomplete)",
 }
 
 
@@ -53,10 +56,19 @@ def measure(value: Any, unit: str | None) -> str:
     return f"{num(value)} {unit}" if unit else num(value)
 
 
-def check_mark(check: Mapping[str, Any]) -> str:
+def effect_of(check: Mapping[str, Any]) -> str:
+    """What a check did to the verdict (pass, fail, inconclusive); summaries before schema 3 have
+    no `effect`: then a failed health check was inconclusive and any other failed check a fail."""
+    effect = check.get("effect")
+    if effect in ("pass", "fail", "inconclusive"):
+        return str(effect)
     if check.get("ok"):
-        return "PASS"
-    return "DOUBTFUL" if check.get("kind") == "health" else "FAIL"
+        return "pass"
+    return "inconclusive" if check.get("kind") == "health" else "fail"
+
+
+def check_mark(check: Mapping[str, Any]) -> str:
+    return {"pass": "PASS", "fail": "FAIL", "inconclusive": "DOUBTFUL"}[effect_of(check)]
 
 
 def _cell(value: Any) -> str:
@@ -259,6 +271,14 @@ def _arrivals_and_generator(summary: Mapping[str, Any]) -> list[str]:
             f"{num(arrivals.get('late'))} late, {num(arrivals.get('dropped'))} dropped"
             f" ({pct(on_time)} on time)"
         )
+        late = [c for c in (gen.get("late"), gen.get("unsent")) if isinstance(c, Mapping)]
+        if late:
+            by = {key: sum(int(c.get(key) or 0) for c in late) for key in ("generator", "users", "target")}
+            out.append(
+                f"- Late, dropped or never sent, by cause: the generator (event loop or CPU) "
+                f"{num(by['generator'])}, too few free users {num(by['users'])}, the target "
+                f"(every user waiting on it) {num(by['target'])}"
+            )
     else:
         out.append("- Arrivals: not paced (no arrival was scheduled)")
     if gen:
@@ -266,6 +286,40 @@ def _arrivals_and_generator(summary: Mapping[str, Any]) -> list[str]:
             f"- CPU: max {num(gen.get('cpu_max'))}%, average {num(gen.get('cpu_avg'))}%; "
             f"workers {num(gen.get('workers'))}, lost {num(gen.get('workers_lost'))}"
         )
+        if gen.get("unhealthy_s") is not None:
+            out.append(
+                f"- Unhealthy (event-loop lag p99 above {num(LAG_P99_LIMIT_MS)} ms or max above "
+                f"{num(LAG_MAX_LIMIT_MS)} ms, or CPU ran + waited above {num(CPU_LIMIT)}%): "
+                f"{num(gen.get('unhealthy_s'))} s of the gate window (the longest of any process)"
+            )
+    processes = [p for p in gen.get("processes") or [] if isinstance(p, Mapping)]
+    if processes:
+        out += [
+            "",
+            *_table(
+                (
+                    "Process",
+                    "Loop lag p99 ms",
+                    "Loop lag max ms",
+                    "CPU max / avg",
+                    "Waited for a core (max)",
+                    "Unhealthy s",
+                    "Fewest free users",
+                ),
+                (
+                    (
+                        p.get("name"),
+                        num(p.get("lag_p99_ms")),
+                        num(p.get("lag_max_ms")),
+                        f"{num(p.get('cpu_max'))}% / {num(p.get('cpu_avg'))}%",
+                        f"{num(p.get('cpu_wait_max'))}%" if _is_num(p.get("cpu_wait_max")) else DASH,
+                        num(p.get("unhealthy_s")),
+                        num(p.get("free_min")) if p.get("paces") else "(does not pace)",
+                    )
+                    for p in processes
+                ),
+            ),
+        ]
     return out
 
 

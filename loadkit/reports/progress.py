@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from loadkit.plan.durations import format_duration
+from loadkit.reports.markdown import effect_of
 
 
 def _ms(value: Any) -> str:
@@ -54,11 +55,33 @@ def progress_line(live: dict[str, Any]) -> str:
     held = f"held {qps.get('held') or 0:.1f} req/s"
     p99 = f"p99 {_ms(lat.get('p99'))}"
     errors = f"errors {(live.get('error_rate') or 0.0):.2%}"
-    late = f"late {late_share:.1%}"
+    late = f"late {late_share:.1%}{_late_causes(live.get('generator') or {}, scheduled)}"
+    gen = _generator_health(live.get("generator") or {})
     countdown = gate_countdown(live)
     if countdown is not None:
-        return f"{head} | run so far: {held}, {p99}, {errors} | {late} | so far: gate starts in {countdown}"
-    return f"{head} ({held}) | {p99} | {errors} | {late} | so far: {live.get('verdict', '…')}"
+        so_far = f"run so far: {held}, {p99}, {errors}"
+        return f"{head} | {so_far} | {late} | {gen} | so far: gate starts in {countdown}"
+    return f"{head} ({held}) | {p99} | {errors} | {late} | {gen} | so far: {live.get('verdict', '…')}"
+
+
+def _late_causes(generator: Mapping[str, Any], scheduled: int) -> str:
+    """Who made the late and dropped arrivals late, as parts of the share before it: "(generator
+    52.1%, target 0.9%)". Arrivals not taken yet have no fate while the run goes on."""
+    late = generator.get("late")
+    late = late if isinstance(late, Mapping) else {}
+    ours = int(late.get("generator") or 0) + int(late.get("users") or 0)
+    theirs = int(late.get("target") or 0)
+    if not scheduled or not ours + theirs:
+        return ""
+    return f" (generator {ours / scheduled:.1%}, target {theirs / scheduled:.1%})"
+
+
+def _generator_health(generator: Mapping[str, Any]) -> str:
+    """The generator's own health beside the figures it sent: "gen lag p99 3 ms, unhealthy 0s"."""
+    lag = generator.get("lag_p99_ms")
+    unhealthy = generator.get("unhealthy_s")
+    text = f"gen lag p99 {_ms(lag)}"
+    return text if unhealthy is None else f"{text}, unhealthy {unhealthy:.0f}s"
 
 
 def closing_lines(summary: dict[str, Any], run_dir: str | None) -> list[str]:
@@ -95,7 +118,7 @@ def closing_lines(summary: dict[str, Any], run_dir: str | None) -> list[str]:
             f" errors {_share(summary.get('error_rate'))}"
         )
     for check in summary.get("checks", []):
-        mark = "ok  " if check.get("ok") else "FAIL"
+        mark = {"pass": "ok  ", "fail": "FAIL", "inconclusive": "????"}[effect_of(check)]
         lines.append(f"  [{mark}] {check['name']}: {check.get('observed')} (limit {check.get('limit')})")
     lines.extend(f"  - {reason}" for reason in summary.get("reasons", []))
     if run_dir:

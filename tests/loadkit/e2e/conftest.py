@@ -6,6 +6,8 @@ there is no summary to read, and every assertion on a run's exit code carries it
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -39,10 +41,16 @@ class Target:
         return int(self.get("/count")["count"])
 
 
-def start_target(mode: str) -> Target:
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "target_server.py"), mode], stdout=subprocess.PIPE, text=True
-    )
+def pinned(cpu: int | None) -> list[str]:
+    """A command prefix that pins a process to one CPU (nothing without taskset or a second CPU)."""
+    if cpu is None or not shutil.which("taskset") or (os.cpu_count() or 1) < 2:
+        return []
+    return ["taskset", "-c", str(cpu)]
+
+
+def start_target(mode: str, cpu: int | None = None) -> Target:
+    cmd = [*pinned(cpu), sys.executable, str(HERE / "target_server.py"), mode]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -59,8 +67,8 @@ def start_target(mode: str) -> Target:
 def target() -> Iterator[Callable[[str], Target]]:
     started: list[Target] = []
 
-    def start(mode: str) -> Target:
-        t = start_target(mode)
+    def start(mode: str, cpu: int | None = None) -> Target:
+        t = start_target(mode, cpu)
         started.append(t)
         return t
 
@@ -98,9 +106,10 @@ def write_plan(tmp_path: Path, plan: dict[str, Any], name: str = "plan.yaml") ->
 
 @pytest.fixture
 def run_loadkit(tmp_path: Path) -> Callable[..., RunResult]:
-    def run(*args: str, timeout: float = 90) -> RunResult:
+    def run(*args: str, timeout: float = 90, cpu: int | None = None) -> RunResult:
+        """`loadkit run ...` (pinned to one CPU with `cpu`); its output kept for failure messages."""
         report_dir = tmp_path / "report"
-        cmd = [sys.executable, "-m", "loadkit", *args]
+        cmd = [*pinned(cpu), sys.executable, "-m", "loadkit", *args]
         if args and args[0] == "run" and "--report-dir" not in args:
             cmd += ["--report-dir", str(report_dir)]
         proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=timeout, check=False)

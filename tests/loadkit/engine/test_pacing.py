@@ -302,3 +302,171 @@ def test_expired_slots_are_dropped_in_bulk_and_counted_exactly(monkeypatch: pyte
         "unsent": 4_999,  # due within the last 5 s, not yet taken: they add up to what was scheduled
     }
     assert pacer.take() == pytest.approx(4.9985, abs=1e-6)
+
+
+# --- why an arrival was late ----------------------------------------------------------------------
+
+
+def journeys(pacer: ArrivalPacer, users: int, duration_s: float, journey) -> None:
+    """`users` greenlets take tickets and run `journey()` after each, for duration_s."""
+
+    def user() -> None:
+        while True:
+            pacer.take()
+            journey()
+
+    greenlets = [gevent.spawn(user) for _ in range(users)]
+    gevent.sleep(duration_s)
+    gevent.killall(greenlets, timeout=2)
+
+
+def busy(seconds: float) -> None:
+    """Hold the event loop, as a saturated generator does (time.sleep may be gevent's, patched)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def totals(causes: dict) -> dict[str, int]:
+    return {key: sum(c[key] for c in causes.values()) for key in ("loop", "target", "users")}
+
+
+def test_a_user_that_waited_and_woke_late_is_the_loops_fault() -> None:
+    pacer = ArrivalPacer(constant_rate(200), end_s=1.0)
+    pacer.start(time.time())
+
+    def blocker() -> None:
+        gevent.sleep(0.3)
+        busy(0.1)  # the whole loop stalls: every waiting user wakes late
+
+    gevent.spawn(blocker)
+    journeys(pacer, users=20, duration_s=0.8, journey=lambda: gevent.sleep(0.001))
+    causes = pacer.take_causes()
+    assert totals(causes)["loop"] >= 10 and totals(causes)["target"] == totals(causes)["users"] == 0
+    assert set(causes) == {0}  # counted under the second the slots were due in
+    assert pacer.take_causes() == {}  # handed over once
+    assert pacer.late >= 10
+
+
+def test_no_free_user_while_they_wait_on_the_target_is_the_targets() -> None:
+    pacer = ArrivalPacer(constant_rate(200), end_s=1.0)
+    pacer.start(time.time())
+
+    def request() -> None:  # 50 ms "on the wire": 2 users can start ~40 of the 200 arrivals/s
+        gevent.sleep(0.05)
+        pacer.request_done(50.0)
+
+    journeys(pacer, users=2, duration_s=0.8, journey=request)
+    late = totals(pacer.take_causes())
+    assert late["target"] >= 25 and late["users"] <= 2 and late["loop"] <= 2
+
+
+def test_no_free_user_while_they_think_is_the_user_pools() -> None:
+    pacer = ArrivalPacer(constant_rate(200), end_s=1.0)
+    pacer.start(time.time())
+
+    def think_then_request() -> None:  # 1 ms waiting on the target, 49 ms thinking
+        gevent.sleep(0.049)
+        pacer.request_done(1.0)
+
+    journeys(pacer, users=2, duration_s=0.8, journey=think_then_request)
+    late = totals(pacer.take_causes())
+    assert late["users"] >= 25 and late["target"] <= 2
+
+
+def test_the_backlog_a_stalled_target_leaves_stays_the_targets() -> None:
+    pacer = ArrivalPacer(constant_rate(200), end_s=1.5)
+    pacer.start(time.time())
+    stalled = {"until": time.time() + 0.5}
+
+    def request() -> None:  # the target holds everyone for 0.5 s, then answers in 1 ms
+        wait = max(0.001, stalled["until"] - time.time())
+        gevent.sleep(wait)
+        pacer.request_done(wait * 1000.0)
+
+    journeys(pacer, users=3, duration_s=1.2, journey=request)
+    late = totals(pacer.take_causes())
+    # after the stall the users catch up on ~100 slots with 1-ms journeys of their own: the stall,
+    # not their short journeys, made those slots late
+    assert late["target"] >= 80 and late["users"] <= 3 and late["loop"] <= 3
+
+
+def test_free_users_are_counted_while_they_wait() -> None:
+    pacer = ArrivalPacer(constant_rate(10), end_s=10.0)
+    pacer.start(time.time() + 0.5)
+    takers = [gevent.spawn(pacer.take) for _ in range(4)]
+    gevent.sleep(0.1)
+    assert pacer.waiting == 4
+    gevent.killall(takers, timeout=1)
+    assert pacer.waiting == 0
+
+
+def test_request_done_counts_the_wait_and_returns_the_lateness() -> None:
+    pacer = ArrivalPacer(constant_rate(10))
+    pacer.start(time.time() - 1.0)
+    seen: dict[str, float] = {}
+
+    def paced() -> None:
+        pacer.take()
+        seen["lateness"] = pacer.request_done(12.5)
+
+    gevent.spawn(paced).join(timeout=2)
+    assert seen["lateness"] == pytest.approx(0.95, abs=0.05)
+    assert gevent.spawn(pacer.request_done, 5.0).get(timeout=1) == 0.0  # an unpaced greenlet
+
+
+def test_dropped_and_unsent_arrivals_are_counted_by_the_second_they_were_due(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    frozen = time.time()
+    monkeypatch.setattr(pacing, "time", types.SimpleNamespace(time=lambda: frozen))
+    pacer = ArrivalPacer(constant_rate(1000), drop_after_s=5.0)
+    pacer.start(frozen - 100.0)
+    pacer.take()
+    causes = pacer.take_causes()
+    dropped = {s: c["users"] for s, c in causes.items()}  # nobody had taken a ticket: the pool
+    assert sum(dropped.values()) == 95_000 + 1  # the 95,000 dropped and the one taken late
+    assert dropped[0] == 1000 and dropped[94] == 1000 and set(dropped) == set(range(96))
+    pending = pacer.pending()
+    assert sum(c["users"] for c in pending.values()) == pacer.counts()["unsent"] == 4_999
+    assert sorted(pending) == [95, 96, 97, 98, 99]
+
+
+@pytest.mark.parametrize(
+    ("request_ms", "cause"),
+    [(20.0, "loop"), (1000.0, "target")],
+    ids=["answers as slow as the loop: the loop", "answers far slower than the loop: the target"],
+)
+def test_no_free_user_while_the_loop_runs_late(request_ms: float, cause: str) -> None:
+    """The loop 20 ms late explains 20-ms answers (the generator read them late), not 1-s ones."""
+    pacer = ArrivalPacer(constant_rate(100), loop_lag=lambda: 0.020)
+    pacer.start(time.time())
+
+    def user() -> None:
+        pacer.take()  # on time: this user's next late ticket starts a new judgement
+        gevent.sleep(0.3)  # busy while the slots come due
+        pacer.request_done(request_ms)
+        pacer.take()
+
+    gevent.spawn(user).join(timeout=2)
+    late = totals(pacer.take_causes())
+    assert late[cause] == 1 and sum(late.values()) == 1
+
+
+def test_a_user_working_off_a_backlog_keeps_its_cause() -> None:
+    pacer = ArrivalPacer(constant_rate(100))
+    pacer.start(time.time())
+    taken: list[float] = []
+
+    def user() -> None:
+        pacer.take()
+        busy(0.2)  # the loop stalls: this user's next ticket is late, with no one else to blame
+        pacer.request_done(1.0)
+        for _ in range(5):  # it catches up in 1-ms journeys: the backlog is still the loop's
+            taken.append(pacer.take())
+            pacer.request_done(1.0)
+
+    gevent.spawn(user).join(timeout=2)
+    late = totals(pacer.take_causes())
+    assert len(taken) == 5 and all(t > 0.01 for t in taken)
+    assert late == {"loop": 0, "target": 0, "users": 5}  # with no probe: the pool (not the target)

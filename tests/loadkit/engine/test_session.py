@@ -98,3 +98,21 @@ def test_the_live_snapshot_holds_what_a_dead_generator_would_leave(tmp_path) -> 
     session.drop_snapshot()
     assert not (tmp_path / LIVE_NAME).exists()
     session.drop_snapshot()  # twice is harmless
+
+
+def test_the_generators_own_health_reaches_the_figures_and_the_series() -> None:
+    session = session_at(3)
+    assert session.pacer is not None
+    takers = [gevent.spawn(session.pacer.take) for _ in range(3)]  # slots 3 s overdue, nobody free
+    gevent.sleep(0.3)  # the probe measures
+    session.collect_health("local")
+    generator = session.generator(1, until=time.time())  # before the gate: the run so far
+    (local,) = generator["processes"]
+    assert local["name"] == "local" and local["paces"] and local["lag_p99_ms"] is not None
+    assert generator["late"]["users"] + generator["late"]["generator"] == 3  # first tickets: the pool
+    assert generator["unsent"]["users"] + generator["unsent"]["generator"] > 100
+    evidence = session.evidence(session.pacer.counts(), generator, finished=time.time())
+    series = evidence["timeseries"]
+    assert len(series["lag_p99_ms"]) == len(series["t"]) == len(series["late_users"]) == 3
+    assert sum(series["late_users"]) + sum(series["late_generator"]) > 100
+    gevent.killall(takers, timeout=1)

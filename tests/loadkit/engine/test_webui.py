@@ -238,6 +238,39 @@ def test_a_summary_shaped_live_without_new_keys_still_renders() -> None:
     assert item(rows, "Arrivals/s sent / planned")["observed"] == "—"
 
 
+def test_generator_health_rows_name_who_made_arrivals_late() -> None:
+    live = live_snapshot()
+    live["generator"] = {
+        **live["generator"],
+        "lag_p99_ms": 46.0,
+        "lag_max_ms": 310.0,
+        "unhealthy_s": 12.0,
+        "late": {"generator": 900, "users": 0, "target": 30},
+        "unsent": {"generator": 100, "users": 0, "target": 0},
+        "processes": [
+            {"name": "master", "paces": False, "lag_p99_ms": 2.0, "lag_max_ms": 4.0, "cpu_max": 9.0,
+             "cpu_avg": 5.0, "cpu_wait_max": None, "unhealthy_s": 0.0, "free_min": None},
+            {"name": "worker-1", "paces": True, "lag_p99_ms": 46.0, "lag_max_ms": 310.0, "cpu_max": 99.0,
+             "cpu_avg": 93.0, "cpu_wait_max": 12.5, "unhealthy_s": 12.0, "free_min": 0},
+        ],
+    }  # fmt: skip
+    live["checks"].append(
+        {"name": "latency_p99", "ok": False, "observed": 612.0, "limit": 500, "unit": "ms", "kind": "budget",
+         "effect": "inconclusive"}
+    )  # fmt: skip
+    rows = webui.rows(live)
+    lag = item(rows, "Generator loop lag p99 / max")
+    assert (lag["observed"], lag["limit"]) == ("46 ms / 310 ms", "20 ms / 250 ms")
+    assert item(rows, "Generator unhealthy")["observed"] == "12 s"
+    assert item(rows, "Late arrivals by cause")["observed"] == "generator 1,000 / users 0 / target 30"
+    worker = item(rows, "Process worker-1")
+    assert worker["observed"] == "lag 46 ms / 310 ms"
+    assert "waited for a core ≤ 12.5%" in worker["note"] and "fewest free users 0" in worker["note"]
+    assert "free users" not in item(rows, "Process master")["note"]  # the master paces nothing
+    doubted = [r for r in rows if r["item"] == "Budget: latency_p99"]
+    assert [r["status"] for r in doubted] == [FAIL, webui.EFFECT_MARKS["inconclusive"]]
+
+
 def test_live_json_and_csv_routes(ui: UI) -> None:
     status, ctype, body = ui.get("/loadkit/live")
     assert status == 200 and ctype.startswith("application/json")

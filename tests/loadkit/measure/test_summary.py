@@ -18,6 +18,7 @@ from loadkit.measure.summary import (
     write_snapshot,
 )
 from loadkit.plan import parse_plan
+from tests.loadkit.generator_figures import generator
 from tests.summary_schema import schema_errors
 
 PLAN = parse_plan(
@@ -59,7 +60,7 @@ def results(**over):
         "outcomes": {"sold_out": 3},
         "arrivals": {"scheduled": 2000, "sent": 2000, "on_time": 2000, "late": 0, "dropped": 0, "unsent": 0},
         "endpoints": {"get": {"requests": 1984, "qps_held": 99.2, "latency_ms": {"p99": 120.0}}},
-        "generator": {"cpu_max": 40.0, "cpu_avg": 30.0, "cpu_high_s": 0.0, "workers": 1, "workers_lost": 0},
+        "generator": generator(),
         "errors": [],
         "ending": {"how": "completed", "at": "2026-11-24T08:00:30+00:00", "plan_s": 30.0, "detail": None},
     }
@@ -93,11 +94,12 @@ def test_full_document_has_exactly_the_schema_keys_in_order():
     assert [c["name"] for c in doc["checks"]] == [
         "qps_min",
         "latency_p99",
-        "arrivals_on_time",
-        "generator_cpu",
+        "generator_health",
+        "arrivals_late_by_generator",
         "workers_lost",
     ]
-    assert set(doc["checks"][0]) == {"name", "ok", "observed", "limit", "unit", "kind", "reason"}
+    assert set(doc["checks"][0]) == {"name", "ok", "observed", "limit", "unit", "kind", "reason", "effect"}
+    assert doc["generator"] == generator()
     assert doc["abort"] is None and doc["audit"] is None and doc["reconciliation"] is None
     json.dumps(doc, allow_nan=False)
 
@@ -112,17 +114,15 @@ def test_stray_evidence_keys_never_reach_the_document():
 def test_failing_run_carries_verdict_exit_code_and_reasons():
     doc = build(results(qps={"target": 100.0, "held": 60.0}))
     assert doc["verdict"] == "fail" and doc["exit_code"] == 1
-    assert doc["reasons"] == ["Held 60 QPS, below the 90 QPS budget"]
-    assert {"name": "qps_min", "ok": False}.items() <= doc["checks"][0].items()
+    assert doc["reasons"][0] == "Held 60 QPS, below the 90 QPS budget"
+    assert doc["reasons"][1].startswith("The target was the limit: the load generator was healthy")
+    assert {"name": "qps_min", "ok": False, "effect": "fail"}.items() <= doc["checks"][0].items()
 
 
 def test_inconclusive_exit_code():
-    doc = build(
-        results(
-            generator={"cpu_max": 100.0, "cpu_avg": 95.0, "cpu_high_s": 20.0, "workers": 1, "workers_lost": 0}
-        )
-    )
+    doc = build(results(generator=generator(unhealthy_s=20.0), qps={"target": 100.0, "held": 60.0}))
     assert doc["verdict"] == "inconclusive" and doc["exit_code"] == 2
+    assert {"name": "qps_min", "ok": False, "effect": "inconclusive"}.items() <= doc["checks"][0].items()
 
 
 def test_an_interrupted_run_says_so_and_cannot_pass():
@@ -157,6 +157,8 @@ def test_defaults_for_missing_figures():
     assert doc["window"]["seconds"] == 20.0 and doc["window"]["stages"] == ["hold"]
     assert doc["timeseries"]["t"] == [] and doc["errors"] == [] and doc["endpoints"] == {}
     assert doc["arrivals"]["unsent"] == 0 and doc["ending"] is None
+    assert doc["generator"]["processes"] == [] and doc["generator"]["late"] is None
+    assert doc["timeseries"]["lag_p99_ms"] == [] and doc["timeseries"]["late_target"] == []
     json.dumps(doc, allow_nan=False)
 
 
@@ -178,6 +180,25 @@ def test_load_summary_round_trips_and_upgrades_schema_1():
     assert arrivals["scheduled"] == arrivals["sent"] + arrivals["dropped"] + arrivals["unsent"]
     assert upgraded["qps"]["arrivals_held"] is None
     assert upgraded["whole_run"] == {"requests": 1, "errors": 0}  # schema 1 kept it as `run`
+
+
+def test_load_summary_upgrades_schema_2():
+    """Schema 2 had no generator health and no check effects: unknown figures are null or empty,
+    effects follow the rule of the time (a failed health check was inconclusive, others failed)."""
+    doc = json.loads(dumps(build(results(qps={"target": 100.0, "held": 60.0}))))
+    doc["schema"] = 2
+    for key in ("lag_p99_ms", "lag_max_ms", "unhealthy_s", "late", "unsent", "processes"):
+        del doc["generator"][key]
+    for check in doc["checks"]:
+        del check["effect"]
+    for key in ("lag_p99_ms", "unhealthy", "late_generator", "late_users", "late_target"):
+        del doc["timeseries"][key]
+    upgraded = load_summary(doc)
+    assert upgraded["schema"] == 3 and schema_errors(json.loads(dumps(upgraded))) == []
+    assert upgraded["generator"]["late"] is None and upgraded["generator"]["processes"] == []
+    assert upgraded["generator"]["cpu_max"] == 70.0
+    assert [c["effect"] for c in upgraded["checks"]][:2] == ["fail", "pass"]
+    assert upgraded["timeseries"]["unhealthy"] == []
 
 
 def test_load_summary_refuses_what_is_not_a_summary():

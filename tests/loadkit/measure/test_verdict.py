@@ -1,5 +1,6 @@
-"""judge(): every budget, integrity and health check, and the verdict rules (fail wins over
-inconclusive, inconclusive over pass; a missing figure never passes)."""
+"""judge(): every budget, integrity and health check, the verdict rules (fail wins over
+inconclusive, inconclusive over pass; a missing figure never passes), and who is blamed: the
+cause → verdict table of docs/architecture.md."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import pytest
 
 from loadkit.measure.verdict import EXIT_CODES, EXIT_USAGE, Check, judge
 from loadkit.plan import parse_plan
+from tests.loadkit.generator_figures import generator
 
 PLAN = parse_plan(
     {
         "name": "v",
         "stages": [
             {"name": "warmup", "duration": "10s", "qps": 100},
-            {"name": "hold", "duration": "100s", "qps": 240, "gate": True},
+            {"name": "hold", "duration": "100s", "qps": 240, "users": 60, "gate": True},
         ],
         "budgets": {
             "qps_min": 200,
@@ -47,7 +49,7 @@ def good() -> dict[str, Any]:
                 "error_rate": 0.0001,
             }
         },
-        "generator": {"cpu_max": 70.0, "cpu_avg": 55.0, "cpu_high_s": 0.0, "workers": 1, "workers_lost": 0},
+        "generator": generator(late={"generator": 10, "users": 0, "target": 20}),
         "abort": None,
         "audit": None,
         "reconciliation": None,
@@ -55,11 +57,11 @@ def good() -> dict[str, Any]:
 
 
 def with_(**changes: Any) -> dict[str, Any]:
-    """good() with dotted-path changes: with_(**{"qps.held": 1})."""
+    """good() with path changes: with_(**{"qps/held": 1}); a number indexes a list."""
     data = copy.deepcopy(good())
     for path, value in changes.items():
-        *parents, last = path.split("/")
-        node = data
+        *parents, last = (int(k) if k.isdigit() else k for k in path.split("/"))
+        node: Any = data
         for key in parents:
             node = node[key]
         node[last] = value
@@ -83,23 +85,25 @@ def test_a_good_run_passes_with_every_check_listed():
         "points.send qps_min",
         "points.send latency_p99",
         "points.send error_rate_max",
-        "arrivals_on_time",
-        "generator_cpu",
+        "generator_health",
+        "arrivals_late_by_generator",
         "workers_lost",
     ]
-    assert all(c.ok for c in checks)
+    assert all(c.ok and c.effect == "pass" for c in checks)
     named = by_name(checks)
     assert (named["qps_min"].observed, named["qps_min"].limit, named["qps_min"].unit) == (238.9, 200, "req/s")
     assert named["latency_p99"].observed == 310.0 and named["latency_p99"].unit == "ms"
     assert named["points.send latency_p99"].observed == 350.0
-    assert named["arrivals_on_time"].observed == pytest.approx((24000 - 30) / 24000)
+    assert named["arrivals_late_by_generator"].observed == pytest.approx(10 / 24000, abs=1e-6)
 
 
 def test_qps_below_budget_fails_with_a_sentence():
     verdict, checks, reasons = judge(PLAN, with_(**{"qps/held": 142.3}))
     assert verdict == "fail"
     assert not by_name(checks)["qps_min"].ok
-    assert reasons == ["Held 142.3 QPS, below the 200 QPS budget"]
+    assert reasons[0] == "Held 142.3 QPS, below the 200 QPS budget"
+    assert reasons[1].startswith("All 60 users were waiting on the target when 20 arrivals (0.08%) were due")
+    assert reasons[1].endswith("the target was the limit") and len(reasons) == 2
 
 
 def test_exactly_on_the_budget_holds():
@@ -129,9 +133,13 @@ def test_exactly_on_the_budget_holds():
 def test_each_budget_can_fail(change, check, fragment):
     verdict, checks, reasons = judge(PLAN, with_(**change))
     assert verdict == "fail"
-    failed = [c.name for c in checks if not c.ok]
-    assert failed == [check]
-    assert len(reasons) == 1 and fragment in reasons[0], reasons
+    failed = [c for c in checks if not c.ok]
+    assert [c.name for c in failed] == [check] and failed[0].effect == "fail"
+    assert fragment in reasons[0], reasons
+    if check.endswith("error_rate_max"):
+        assert len(reasons) == 1  # an error is an answer: nobody else to name
+    else:
+        assert len(reasons) == 2 and "the target was the limit" in reasons[1]
 
 
 def test_missing_latency_figures_never_pass():
@@ -140,6 +148,7 @@ def test_missing_latency_figures_never_pass():
     check = by_name(checks)["latency_p99"]
     assert not check.ok and check.observed is None
     assert "No latency samples" in reasons[0] and "500 ms" in reasons[0]
+    assert len(reasons) == 1  # nothing measured: no one to blame
 
 
 def test_missing_qps_and_error_rate_never_pass():
@@ -160,43 +169,107 @@ def test_budgeted_endpoint_with_no_requests_fails_every_budget_it_has():
     assert len(reasons) == 1 and "points.send: no request in the gate window" in reasons[0]
 
 
+UNHEALTHY = {"generator/unhealthy_s": 40.0, "generator/processes/0/unhealthy_s": 40.0}
+UNHEALTHY.update({"generator/processes/0/lag_p99_ms": 45.0, "generator/processes/0/cpu_max": 99.0})
+
+
 @pytest.mark.parametrize(
     ("change", "check", "fragment"),
     [
-        ({"arrivals/late": 300}, "arrivals_on_time", "98.75% of 24000 arrivals"),
-        ({"arrivals/sent": 23000}, "arrivals_on_time", "1000 never sent"),
-        ({"generator/cpu_high_s": 40.0, "generator/cpu_max": 99.0}, "generator_cpu", "above 85% for 40 s"),
+        ({"generator/late": {"generator": 250, "users": 50, "target": 0}}, "arrivals_late_by_generator",
+         "300 of 24000 arrivals (1.25%) were late or never sent because of the load generator"),
+        ({"arrivals/sent": 23000, "generator/unsent": {"generator": 0, "users": 1000, "target": 0}},
+         "arrivals_late_by_generator", "too few free users: 1000"),
+        (UNHEALTHY, "generator_health", "unhealthy for 40 s of the 100-s gate window (local: event-loop lag"),
         ({"generator/workers_lost": 1}, "workers_lost", "1 load-generator worker(s) were lost"),
     ],
-)
+)  # fmt: skip
 def test_generator_health_makes_a_passing_run_inconclusive(change, check, fragment):
     verdict, checks, reasons = judge(PLAN, with_(**change))
     assert verdict == "inconclusive"
     failed = [c for c in checks if not c.ok]
     assert [c.name for c in failed] == [check]
-    assert failed[0].kind == "health"
+    assert failed[0].kind == "health" and failed[0].effect == "inconclusive"
     assert fragment in reasons[0], reasons
 
 
-def test_short_cpu_spike_is_not_a_limit():
+def test_late_arrivals_of_the_target_are_no_doubt_about_the_generator():
+    # 12% of arrivals found every user waiting on the target: a finding, not a health failure
+    data = with_(**{"arrivals/late": 2880, "generator/late": {"generator": 0, "users": 0, "target": 2880}})
+    verdict, checks, reasons = judge(PLAN, data)
+    assert verdict == "pass" and reasons == []  # the corrected latency still held every budget
+    assert by_name(checks)["arrivals_late_by_generator"].observed == 0.0
+    data["latency_ms"]["p99"] = 900.0
+    verdict, checks, reasons = judge(PLAN, data)
+    assert verdict == "fail" and by_name(checks)["latency_p99"].effect == "fail"
+    assert reasons[-1].startswith("All 60 users were waiting on the target when 2880 arrivals (12%) were due")
+    assert "the load generator was healthy (event-loop lag p99 3 ms, CPU up to 70%)" in reasons[-1]
+
+
+def test_short_unhealthy_stretch_is_not_a_limit():
     # gate is 100 s: "long" is more than max(5 s, 10% of it) = 10 s
-    assert judge(PLAN, with_(**{"generator/cpu_high_s": 9.0, "generator/cpu_max": 100.0}))[0] == "pass"
-    assert judge(PLAN, with_(**{"generator/cpu_high_s": 10.0}))[0] == "inconclusive"
+    assert judge(PLAN, with_(**{"generator/unhealthy_s": 9.0}))[0] == "pass"
+    assert judge(PLAN, with_(**{"generator/unhealthy_s": 10.0}))[0] == "inconclusive"
+    # a high CPU figure alone judges nothing: the per-second health does
+    assert judge(PLAN, with_(**{"generator/cpu_high_s": 40.0, "generator/cpu_max": 100.0}))[0] == "pass"
 
 
-def test_cpu_judged_on_the_average_without_per_second_samples():
-    data = with_(generator={"cpu_max": 99.0, "cpu_avg": 90.0, "workers": 1, "workers_lost": 0})
-    assert judge(PLAN, data)[0] == "inconclusive"
-    data["generator"]["cpu_avg"] = 60.0
-    assert judge(PLAN, data)[0] == "pass"
+@pytest.mark.parametrize(
+    "limit",
+    [UNHEALTHY, {"generator/late": {"generator": 1000, "users": 0, "target": 0}}],
+    ids=["unhealthy for long", "late by the generator"],
+)
+def test_latency_and_qps_budgets_missed_while_the_generator_was_the_limit_are_inconclusive(limit):
+    data = with_(**limit, **{"qps/held": 120.0, "latency_ms/p99": 5030.0})
+    verdict, checks, reasons = judge(PLAN, data)
+    assert verdict == "inconclusive"
+    named = by_name(checks)
+    for name in ("qps_min", "latency_p99"):
+        assert not named[name].ok and named[name].kind == "budget" and named[name].effect == "inconclusive"
+    # said once, after the budgets' own reasons: which budgets are doubted, why, and how to fix it
+    assert reasons[-1].startswith(
+        "The failed latency/QPS budgets (qps_min, latency_p99) are inconclusive: the load generator was "
+        "the limit. To measure the target, give the load generator more room: more processes"
+    )
+    assert sum("load generator was the limit" in r for r in reasons) == 1
+    assert not any("waiting on the target" in r for r in reasons)
+
+
+def test_what_the_target_answered_or_integrity_fails_even_when_the_generator_was_the_limit():
+    data = with_(**UNHEALTHY, **{"error_rate": 0.05, "latency_ms/p99": 900.0})
+    verdict, checks, _ = judge(PLAN, data)
+    assert verdict == "fail"
+    named = by_name(checks)
+    assert named["error_rate_max"].effect == "fail" and named["latency_p99"].effect == "inconclusive"
+    data = with_(**UNHEALTHY, audit={"ok": False, "violations": ["vouchers ACT1: issued 101 > stock 100"]})
+    assert judge(PLAN, data)[0] == "fail"
+
+
+def test_too_few_free_users_asks_for_more_users():
+    data = with_(**{"generator/late": {"generator": 0, "users": 2000, "target": 0}, "latency_ms/p99": 900.0})
+    verdict, _, reasons = judge(PLAN, data)
+    assert verdict == "inconclusive"
+    assert "more users in the plan's stages" in reasons[-1]
 
 
 def test_fail_wins_over_inconclusive():
-    data = with_(**{"qps/held": 100.0, "arrivals/late": 5000, "generator/workers_lost": 2})
+    data = with_(
+        **{"error_rate": 0.5, "generator/late": {"generator": 5000, "users": 0, "target": 0}},
+        **{"generator/workers_lost": 2},
+    )
     verdict, checks, reasons = judge(PLAN, data)
     assert verdict == "fail"
-    assert {c.name for c in checks if not c.ok} == {"qps_min", "arrivals_on_time", "workers_lost"}
-    assert len(reasons) == 3  # every failed or doubtful check is explained
+    failed = {c.name for c in checks if not c.ok}
+    assert failed == {"error_rate_max", "arrivals_late_by_generator", "workers_lost"}
+    assert len(reasons) == 4  # every failed or doubtful check is explained, and how to fix the generator
+
+
+def test_a_cut_short_run_does_not_judge_what_it_never_sent():
+    ending = {"how": "interrupted", "at": None, "plan_s": 50.0, "detail": None}
+    data = with_(**{"arrivals/sent": 12000, "arrivals/scheduled": 20000, "arrivals/unsent": 8000})
+    data["generator"]["unsent"] = {"generator": 8000, "users": 0, "target": 0}
+    assert by_name(judge(PLAN, {**data, "ending": ending})[1])["arrivals_late_by_generator"].ok
+    assert not by_name(judge(PLAN, data)[1])["arrivals_late_by_generator"].ok
 
 
 def test_no_traffic_in_the_gate_window_is_inconclusive():
@@ -273,7 +346,7 @@ def test_no_abort_check_without_a_rule_and_no_health_checks_without_figures():
 def test_unpaced_runs_skip_the_arrivals_check():
     data = with_(arrivals={"scheduled": 0, "sent": 0, "late": 0, "dropped": 0})
     verdict, checks, _ = judge(PLAN, data)
-    assert verdict == "pass" and "arrivals_on_time" not in by_name(checks)
+    assert verdict == "pass" and "arrivals_late_by_generator" not in by_name(checks)
 
 
 def test_exit_codes_and_check_dict():
@@ -287,7 +360,10 @@ def test_exit_codes_and_check_dict():
         "unit": "req/s",
         "kind": "budget",
         "reason": None,
+        "effect": "fail",
     }
+    assert Check("x", False, 1, 0, kind="health").effect == "inconclusive"
+    assert Check("x", True, 1, 0, kind="integrity").effect == "pass"
 
 
 def test_service_and_drills_are_judged():

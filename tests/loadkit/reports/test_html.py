@@ -103,12 +103,61 @@ def test_fail_verdict_names_the_missed_budget(summary: dict[str, Any]) -> None:
     assert re.search(r"<td>latency_p99</td><td>service budget</td><td class=num>612 ms</td>.*?✘ fail", page)
 
 
+def with_generator_series(summary: dict[str, Any]) -> dict[str, Any]:
+    """The fixture (an older summary) with per-second generator health: unhealthy from 60 s to 90 s."""
+    s = copy.deepcopy(summary)
+    ts = s["timeseries"]
+    n = len(ts["t"])
+    ts["lag_p99_ms"] = [45.0 if 60 <= i < 90 else 2.0 for i in range(n)]
+    ts["unhealthy"] = [1 if 60 <= i < 90 else 0 for i in range(n)]
+    ts["late_generator"] = [200 if 60 <= i < 90 else 0 for i in range(n)]
+    ts["late_users"] = [0] * n
+    ts["late_target"] = [5 if i == 300 else 0 for i in range(n)]
+    s["generator"].update(
+        lag_p99_ms=45.0,
+        lag_max_ms=180.0,
+        unhealthy_s=30.0,
+        late={"generator": 6000, "users": 0, "target": 5},
+        unsent={"generator": 0, "users": 0, "target": 0},
+        processes=[
+            {"name": "local", "paces": True, "lag_p99_ms": 45.0, "lag_max_ms": 180.0, "cpu_max": 99.0,
+             "cpu_avg": 60.0, "cpu_wait_max": 8.0, "unhealthy_s": 30.0, "free_min": 0},
+        ],
+    )  # fmt: skip
+    return s
+
+
+def test_generator_health_chart_and_table(summary: dict[str, Any]) -> None:
+    page = render(with_generator_series(summary))
+    tags = parse(page).tags
+    # throughput, loop lag, late by cause, latency, errors
+    assert len([a for t, a in tags if t == "svg"]) == 5
+    assert "Load generator: event-loop lag p99 per second" in page
+    assert "Late arrivals per second, by who made them late" in page
+    marks = [a for t, a in tags if t == "rect" and a.get("class") == "unhealthy"]
+    assert marks and all(float(a["width"]) >= 1 for a in marks)
+    assert "limit 20 ms" in page
+    assert "Event-loop lag p99 / max (worst process that sends arrivals)" in page and "45 ms / 180 ms" in page
+    assert "... because every user was waiting on the target" in page
+    assert "<h3>Each generator process</h3>" in page and "99% / 60%" in page
+    # the charts come right under the throughput chart, on the same time axis
+    order = [page.index(x) for x in ("Throughput:", "event-loop lag p99 per second", "Latency percentiles")]
+    assert order == sorted(order)
+
+
+def test_an_older_summary_has_no_generator_charts(summary: dict[str, Any]) -> None:
+    page = render(summary)
+    assert "event-loop lag p99 per second" not in page and "Each generator process" not in page
+
+
 def test_inconclusive_and_aborted_verdicts(summary: dict[str, Any]) -> None:
     s = copy.deepcopy(summary)
     s.update(verdict="inconclusive", exit_code=2, reasons=["late arrivals 3.2% of scheduled (above 1%)"])
     page = render(s)
-    assert "Inconclusive: the load generator, not the service, may have been the limit" in page
+    assert "Inconclusive: the run cannot vouch for the service (see why below)" in page
     assert "late arrivals 3.2% of scheduled" in page
+    s["checks"] = [*s["checks"], {"name": "generator_health", "ok": False, "kind": "health"}]
+    assert "Inconclusive: the load generator, not the service, was the limit" in render(s)
     s.update(verdict="fail", abort={"reason": "error rate 40% above 20% for 30 s"})
     assert "Not ready: the run was stopped early (error rate 40% above 20% for 30 s)." in render(s)
 

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from loadkit.measure.summary import build_summary
 from loadkit.plan import parse_plan
 from loadkit.reports.junit import render_junit
+from tests.loadkit.generator_figures import generator
 
 PLAN = parse_plan(
     {
@@ -25,7 +26,7 @@ def summary(**res):
         "error_rate": 0.0,
         "requests": {"count": 8538},
         "arrivals": {"scheduled": 12000, "sent": 11000, "late": 200, "dropped": 1000},
-        "generator": {"cpu_max": 50.0, "cpu_avg": 40.0, "cpu_high_s": 0.0, "workers": 1, "workers_lost": 0},
+        "generator": generator(late={"generator": 1200, "users": 0, "target": 0}),
         "host": "http://127.0.0.1:8080",
     }
     base.update(res)
@@ -57,18 +58,22 @@ def test_one_testcase_per_check_with_counts():
 
 
 def test_failures_carry_observed_vs_limit_and_their_type():
-    doc = summary()
+    doc = summary(error_rate=0.01)
     assert doc["verdict"] == "fail"
     _, suite = parse(doc)
     cases = {c.get("name"): c for c in suite.findall("testcase")}
+    errors = cases["error_rate_max"].find("failure")
+    assert errors is not None and errors.get("type") == "fail"
+    assert "observed 1.00%, limit 0.10%" in errors.get("message")
+    # the generator was the limit: the QPS budget it missed is doubtful, not failed
     qps = cases["qps_min"].find("failure")
-    assert qps is not None and qps.get("type") == "fail"
+    assert qps is not None and qps.get("type") == "inconclusive"
     assert "Held 142.3 QPS, below the 200 QPS budget" in qps.get("message")
     assert "observed 142.3 req/s, limit 200 req/s" in qps.get("message")
-    late = cases["arrivals_on_time"].find("failure")
+    late = cases["arrivals_late_by_generator"].find("failure")
     assert late is not None and late.get("type") == "inconclusive"
     assert late.get("message").startswith("inconclusive: ")
-    assert "limit 99.0%" in late.get("message")
+    assert "limit 1.00%" in late.get("message")
     assert cases["latency_p99"].find("failure") is None
     props = {p.get("name"): p.get("value") for p in suite.find("properties")}
     assert (
@@ -79,7 +84,11 @@ def test_failures_carry_observed_vs_limit_and_their_type():
 
 
 def test_a_passing_run_has_no_failures():
-    doc = summary(qps={"target": 200.0, "held": 201.0}, arrivals={"scheduled": 100, "sent": 100, "late": 0})
+    doc = summary(
+        qps={"target": 200.0, "held": 201.0},
+        arrivals={"scheduled": 100, "sent": 100, "late": 0},
+        generator=generator(),
+    )
     assert doc["verdict"] == "pass"
     _, suite = parse(doc)
     assert suite.get("failures") == "0" and not suite.findall(".//failure")

@@ -7,6 +7,7 @@ import re
 from loadkit.measure.summary import build_summary
 from loadkit.plan import parse_plan
 from loadkit.reports.markdown import measure, render_markdown
+from tests.loadkit.generator_figures import generator
 
 PLAN = parse_plan(
     {
@@ -35,7 +36,7 @@ def summary(**res):
                             "latency_ms": {"p50": 45.0, "p95": 130.0, "p99": 350.0, "max": 900.0}},
             "a|b": {"requests": 5334, "errors": 0, "error_rate": 0.0, "qps_held": 88.9, "latency_ms": {}},
         },
-        "generator": {"cpu_max": 72.0, "cpu_avg": 51.3, "cpu_high_s": 0.0, "workers": 2, "workers_lost": 0},
+        "generator": generator(workers=2, cpu_max=72.0, cpu_avg=51.3),
         "errors": [{"name": "points.send", "error": "HTTP 503", "occurrences": 6}],
         "audit": {"ok": True, "violations": []},
     }  # fmt: skip
@@ -61,34 +62,40 @@ def test_passing_run():
     assert "| a\\|b | 5334 |" in md  # pipes in names do not break the table
     assert "14400 scheduled, 14390 sent, 20 late, 10 dropped (99.8% on time)" in md
     assert "workers 2, lost 0" in md
+    assert "by cause: the generator (event loop or CPU) 0, too few free users 0, the target" in md
+    assert "| local | 3 | 12 | 70% / 55% | 4% | 0 | 3 |" in md
     assert "Mock platform audit: ok" in md
     assert "| points.send | HTTP 503 | 6 |" in md
 
 
 def test_failing_run_lists_reasons_and_marks():
     doc = summary(
-        qps={"target": 240.0, "held": 142.3}, arrivals={"scheduled": 14400, "sent": 13000, "late": 0}
+        qps={"target": 240.0, "held": 142.3},
+        arrivals={"scheduled": 14400, "sent": 13000, "late": 0},
+        generator=generator(unsent={"generator": 1400, "users": 0, "target": 0}),
+        error_rate=0.01,
     )
     md = render_markdown(doc)
     assert "**Verdict: FAIL" in md and "(exit code 1)" in md
     assert "## Why\n\n- Held 142.3 QPS, below the 200 QPS budget\n" in md
-    assert "| qps_min | FAIL | 142.3 req/s | 200 req/s |" in md
-    assert re.search(r"\| arrivals_on_time \| DOUBTFUL \| 90\.3% \| 99\.0% \|", md)
+    assert "- The failed latency/QPS budgets (qps_min) are inconclusive: the load generator was the limit" in md
+    assert "| qps_min | DOUBTFUL | 142.3 req/s | 200 req/s |" in md
+    assert "| error_rate_max | FAIL | 1.00% | 0.10% |" in md
+    assert re.search(r"\| arrivals_late_by_generator \| DOUBTFUL \| 9\.72% \| 1\.00% \|", md)
 
 
 def test_inconclusive_and_integrity_sections():
     doc = summary(
-        generator={"cpu_max": 100.0, "cpu_avg": 96.0, "cpu_high_s": 30.0, "workers": 1, "workers_lost": 0},
+        generator=generator(unhealthy_s=30.0),
         reconciliation={"ok": False, "problems": ["alipay.user.alipaypoint.send: users saw 5, ledger 4"]},
     )
     md = render_markdown(doc)
     assert "**Verdict: FAIL" in md
     assert "Reconciliation with the ledger: FAILED" in md and "  - alipay.user.alipaypoint.send" in md
-    doc = summary(
-        generator={"cpu_max": 100.0, "cpu_avg": 96.0, "cpu_high_s": 30.0, "workers": 1, "workers_lost": 0}
-    )
+    doc = summary(generator=generator(unhealthy_s=30.0))
     md = render_markdown(doc)
-    assert "**Verdict: INCONCLUSIVE" in md and "| generator_cpu | DOUBTFUL |" in md
+    assert "**Verdict: INCONCLUSIVE" in md and "| generator_health | DOUBTFUL | 30 s | 6 s |" in md
+    assert "CPU ran + waited above 85%): 30 s of the gate window" in md
 
 
 def test_empty_summary_renders_dashes_and_no_emoji():

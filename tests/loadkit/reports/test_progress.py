@@ -20,9 +20,17 @@ def test_progress_line_shows_stage_rate_latency_and_errors():
             "arrivals": {"scheduled": 1000, "late": 5, "dropped": 0},
             "gate": {"started": True, "starts_in_s": 0.0},
             "verdict": "pass",
+            "generator": {
+                "lag_p99_ms": 3.4,
+                "unhealthy_s": 0.0,
+                "late": {"generator": 1, "users": 0, "target": 4},
+            },
         }
     )
-    assert line.endswith("(held 238.0 req/s) | p99 41 ms | errors 0.12% | late 0.5% | so far: pass"), line
+    assert line.endswith(
+        "(held 238.0 req/s) | p99 41 ms | errors 0.12% | late 0.5% (generator 0.1%, target 0.4%)"
+        " | gen lag p99 3 ms, unhealthy 0s | so far: pass"
+    ), line
     for part in (
         "hold 3/3 [gate]",
         "65s/600s",
