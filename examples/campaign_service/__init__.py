@@ -1,8 +1,9 @@
 """campaign_service: the reference merchant campaign service, loadkit's system under test.
 
 A small aiohttp service that logs mini-program users in, grants Jifenbao points, vouchers, a
-follow gift and red envelopes through the Alipay gateway (or loadkit's mock of it), and keeps
-honest records of every grant in SQLite. It imports neither loadkit nor mock_platform: it talks
+follow gift and red envelopes through the Alipay gateway, and WeChat Pay cash coupons (when WeChat
+is configured), against the real platforms or loadkit's mock of them, and keeps honest records of
+every grant in SQLite. It imports neither loadkit nor mock_platform: it talks
 to the platform over HTTP only, as a real merchant service does.
 """
 

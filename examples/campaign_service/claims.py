@@ -170,7 +170,7 @@ class Claims:
 
     async def wechat_coupon(self, campaign: WeChatCoupon, openid: str, deadline: float) -> Answer:
         """A WeChat Pay cash coupon from `campaign`'s stock to `openid`: out_request_no is the
-        row's biz number ("商户id+日期+流水号": the mchid, the China-time second, 64 random bits)."""
+        row's biz number (the mchid, the China-time second, 64 random bits: unique per merchant)."""
         wx = self.wechat
         assert wx is not None, "the API answers 404 when WeChat is not configured"
         creator = campaign.creator_mchid or wx.settings.mchid
