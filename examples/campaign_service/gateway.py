@@ -27,7 +27,7 @@ UNKNOWN_CODE = "20000"  # isp.unknow-error: the platform does not know whether i
 BUSINESS_CODE = "40004"
 _FORM = {"Content-Type": "application/x-www-form-urlencoded;charset=utf-8"}
 
-BeforeRetry = Callable[[dict[str, Any] | None], Awaitable[dict[str, Any] | None]]
+BeforeRetry = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class PlatformClient:
@@ -71,8 +71,16 @@ class PlatformClient:
         async def attempt(payload: dict[str, Any] | None, timeout: float) -> tuple[Outcome, Reply | None]:
             return await self._attempt(method, payload, params, timeout)
 
+        async def renumber(payload: dict[str, Any] | None) -> dict[str, Any] | None:
+            return payload if payload is None or before_retry is None else await before_retry(payload)
+
         return await self.guard.call(
-            method, biz, attempt, deadline=deadline, idempotent=idempotent, before_retry=before_retry
+            method,
+            biz,
+            attempt,
+            deadline=deadline,
+            idempotent=idempotent,
+            before_retry=renumber if before_retry is not None else None,
         )
 
     async def _attempt(
