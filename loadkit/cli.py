@@ -421,6 +421,8 @@ def _rehearsal_lines(plan: Plan) -> list[str]:
         lines.append(f"  service: {' '.join(service.command)}")
         lines.append(f"    ready: {service.ready} (within {format_duration(service.ready_timeout_s)})")
         lines.append(f"    target: {service.host}; app {service.app_id} registered with the mock")
+        if service.uses_wechat:
+            lines.append(f"    WeChat Pay merchant {service.wx_mchid} registered with the mock (fresh keys)")
         if service.records:
             lines.append(f"    records: {service.records}")
     for drill in plan.drills:

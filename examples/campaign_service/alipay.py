@@ -72,6 +72,16 @@ class Reply:
         """The SDKs' `is_success`: code 10000 and no sub_code."""
         return self.code == SUCCESS_CODE and self.sub_code is None
 
+    @property
+    def failure_code(self) -> str:
+        """What a failed grant row records: the sub_code, else the code."""
+        return self.sub_code or self.code
+
+    @property
+    def detail(self) -> str:
+        """The refusal in words, for a 502 `platform_rejected` message."""
+        return " ".join(str(p) for p in (self.code, self.sub_code, self.fields.get("sub_msg")) if p)
+
 
 def node_name(method: str) -> str:
     """`alipay.user.alipaypoint.send` -> `alipay_user_alipaypoint_send_response`."""
@@ -206,7 +216,9 @@ def load_private_key(text: str, where: str) -> rsa.RSAPrivateKey:
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ValueError(f"{where}: must be an RSA key (RSA2 is SHA256withRSA)")
     if key.key_size < 2048:
-        raise ValueError(f"{where}: RSA key of {key.key_size} bits; Alipay's RSA2 needs 2048")
+        raise ValueError(
+            f"{where}: RSA key of {key.key_size} bits; SHA256withRSA (Alipay's RSA2, WeChat Pay) needs 2048"
+        )
     return key
 
 

@@ -4,11 +4,16 @@ Retry-After seconds. The workflows return Answers; api.py turns them into HTTP r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from campaign_service.alipay import Reply
+__all__ = ["Answer", "Refusal", "error", "platform_rejected", "try_later"]
 
-__all__ = ["Answer", "error", "platform_rejected", "try_later"]
+
+class Refusal(Protocol):
+    """A platform's definite refusal (an Alipay Reply, a WeChat Pay answer): its words."""
+
+    @property
+    def detail(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +41,7 @@ def error(status: int, code: str, message: str) -> Answer:
     return Answer(status, {"error": code, "message": message})
 
 
-def platform_rejected(method: str, reply: Reply) -> Answer:
+def platform_rejected(method: str, reply: Refusal) -> Answer:
     """502: the platform refused the call for a reason that is not the user's (a configuration
     problem: unknown activity, bad signature, missing permission...)."""
-    detail = " ".join(str(part) for part in (reply.code, reply.sub_code, reply.fields.get("sub_msg")) if part)
-    return error(502, "platform_rejected", f"the platform refused {method}: {detail}")
+    return error(502, "platform_rejected", f"the platform refused {method}: {reply.detail}")

@@ -22,17 +22,19 @@ from campaign_service.answers import Answer
 from campaign_service.budget import BudgetCache
 from campaign_service.claims import Claims
 from campaign_service.gateway import PlatformClient
-from campaign_service.login import login
+from campaign_service.login import login, wechat_login
 from campaign_service.metrics import CONTENT_TYPE, Metrics
 from campaign_service.repository import GrantStore
 from campaign_service.sessions import SessionSigner
 from campaign_service.settings import Settings
+from campaign_service.wechat import WeChatClient
 
 __all__ = ["STATE", "ServiceState", "create_app"]
 
 log = logging.getLogger(__name__)
 
 MAX_AUTH_CODE = 256
+MAX_CAMPAIGN_FIELD = 64
 ADMIN_HEADER = "X-Admin-Token"
 JSON_TYPE = "application/json"
 NDJSON_TYPE = "application/x-ndjson"
@@ -46,13 +48,19 @@ class ServiceState:
         self.metrics = Metrics()
         self.store = GrantStore(settings.db_path)
         self.platform = PlatformClient(settings, self.metrics)
+        self.wechat = (
+            None if settings.wechat is None else WeChatClient(settings.wechat, settings.tuning, self.metrics)
+        )
         self.sessions = SessionSigner(settings.session_secret, settings.session_ttl_s)
-        self.claims = Claims(self.store, self.platform, settings.campaigns, self.metrics, bug=settings.bug)
+        self.claims = Claims(
+            self.store, self.platform, settings.campaigns, self.metrics, wechat=self.wechat, bug=settings.bug
+        )
         jifenbao = settings.campaigns.jifenbao
         self.budget = (
             None if jifenbao is None else BudgetCache(self.platform, jifenbao, settings.tuning.budget_cache_s)
         )
-        self.campaign_list = orjson.dumps({"campaigns": settings.campaigns.listing()})
+        listing = settings.campaigns.listing(wechat=self.wechat is not None)
+        self.campaign_list = orjson.dumps({"campaigns": listing})
         self.ready = False
         self.draining = False
 
@@ -169,19 +177,24 @@ def _json_kind(value: Any) -> str:
     return "a number or boolean"
 
 
-def session_user(request: web.Request) -> str:
-    """The user id of the request's `Authorization: Bearer <session>`."""
+def session_user(request: web.Request, *, wechat: bool = False) -> str:
+    """The user id of the request's `Authorization: Bearer <session>` (an openid with `wechat`)."""
+    login_path = "/api/wx/login" if wechat else "/api/login"
     header = request.headers.get("Authorization")
     if header is None:
         raise ApiError(
-            401, "unauthorized", "log in first: send Authorization: Bearer <session from /api/login>"
+            401, "unauthorized", f"log in first: send Authorization: Bearer <session from {login_path}>"
         )
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "invalid_session", "the Authorization header must be: Bearer <session>")
-    user_id = request.app[STATE].sessions.user_of(token.strip(), time.time())
+    user_id = request.app[STATE].sessions.user_of(token.strip(), time.time(), wechat=wechat)
     if user_id is None:
-        raise ApiError(401, "invalid_session", "the session is invalid or expired; log in again")
+        raise ApiError(
+            401,
+            "invalid_session",
+            f"the session is invalid or expired, or not from {login_path}; log in again",
+        )
     return user_id
 
 
@@ -211,6 +224,58 @@ async def handle_login(request: web.Request) -> web.Response:
             f"auth_code must be a non-empty string of at most {MAX_AUTH_CODE} characters",
         )
     return respond(await login(state.platform, state.sessions, code, deadline))
+
+
+def wechat_client(request: web.Request) -> tuple[ServiceState, WeChatClient]:
+    state = request.app[STATE]
+    if state.wechat is None:
+        raise ApiError(
+            404, "wechat_not_configured", "WeChat is not configured on this service (CAMPAIGN_WX_BASE_URL)"
+        )
+    return state, state.wechat
+
+
+async def handle_wx_login(request: web.Request) -> web.Response:
+    state, wechat = wechat_client(request)
+    deadline = state.deadline()
+    body = await read_json(request, required=True)
+    if "code" not in body:
+        raise ApiError(400, "missing_field", "code is required (the code wx.login gave the mini-program)")
+    code = body["code"]
+    if not isinstance(code, str) or not code or len(code) > MAX_AUTH_CODE or not code.isprintable():
+        raise ApiError(
+            400, "invalid_field", f"code must be a non-empty string of at most {MAX_AUTH_CODE} characters"
+        )
+    return respond(await wechat_login(wechat, state.sessions, code, deadline))
+
+
+async def handle_wx_coupon(request: web.Request) -> web.Response:
+    """The body names the stock: {} (the first configured), {"campaign": name} or {"stock_id": id}."""
+    state, _ = wechat_client(request)
+    deadline = state.deadline()
+    openid = session_user(request, wechat=True)
+    body = await read_json(request, required=False)
+    unknown = sorted(set(body) - {"campaign", "stock_id"})
+    if unknown:
+        raise ApiError(400, "invalid_body", f"unknown field {unknown[0][:64]!r}: give campaign or stock_id")
+    if len(body) > 1:
+        raise ApiError(400, "invalid_body", "give campaign or stock_id, not both")
+    for key, value in body.items():
+        if not isinstance(value, str) or not value or len(value) > MAX_CAMPAIGN_FIELD:
+            raise ApiError(
+                400,
+                "invalid_field",
+                f"{key} must be a non-empty string of at most {MAX_CAMPAIGN_FIELD} characters",
+            )
+    campaigns = state.settings.campaigns
+    if not campaigns.wechat_coupons:
+        raise ApiError(404, "not_configured", "no WeChat coupon stock is configured")
+    name, stock_id = body.get("campaign"), body.get("stock_id")
+    campaign = campaigns.wechat_coupon(name, stock_id)
+    if campaign is None:
+        which = f"campaign {name!r}" if name is not None else f"stock {stock_id!r}"
+        raise ApiError(404, "unknown_campaign", f"no WeChat coupon {which}; see GET /api/campaigns")
+    return respond(await state.claims.wechat_coupon(campaign, openid, deadline))
 
 
 async def handle_budget(request: web.Request) -> web.Response:
@@ -300,6 +365,8 @@ async def _start(app: web.Application) -> None:
     state = app[STATE]
     await state.store.open(time.time())
     await state.platform.start()
+    if state.wechat is not None:
+        await state.wechat.start()
     state.ready = True
 
 
@@ -307,6 +374,8 @@ async def _stop(app: web.Application) -> None:
     state = app[STATE]
     state.draining = True
     await state.platform.close()
+    if state.wechat is not None:
+        await state.wechat.close()
     abandoned = await state.store.close(time.time())
     if abandoned:
         log.warning("%d grant(s) were still pending at shutdown and are now unknown", abandoned)
@@ -322,6 +391,8 @@ def create_app(settings: Settings) -> web.Application:
     r.add_post("/api/coupons/{campaign}/claim", handle_coupon)
     r.add_post("/api/follow-gift/claim", handle_follow_gift)
     r.add_post("/api/red-envelope/tap", handle_red_envelope)
+    r.add_post("/api/wx/login", handle_wx_login)
+    r.add_post("/api/wx/coupons/claim", handle_wx_coupon)
     r.add_get("/api/campaigns", handle_campaigns, allow_head=False)
     r.add_get("/healthz", handle_healthz, allow_head=False)
     r.add_get("/metrics", handle_metrics, allow_head=False)

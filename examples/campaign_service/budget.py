@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 
 from campaign_service.answers import Answer, platform_rejected, try_later
+from campaign_service.calls import Outcome
 from campaign_service.campaigns import PointsCampaign
-from campaign_service.gateway import Outcome, PlatformClient
+from campaign_service.gateway import PlatformClient
 
 __all__ = ["BUDGET_QUERY", "BudgetCache"]
 

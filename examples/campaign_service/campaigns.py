@@ -5,6 +5,7 @@ file named by `CAMPAIGN_CONFIG`.
 A file describes the campaigns completely: a section it leaves out is not offered (its endpoint
 answers 404). `platform_codes` (which business sub_codes mean sold out, limit reached, not active)
 is merged with the defaults, because Alipay does not publish them all (platform-apis.md §3, §4).
+`wechat_coupons` are WeChat Pay cash-coupon stocks (offered only when WeChat is configured).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "OutcomeCodes",
     "PointsCampaign",
     "VoucherCampaign",
+    "WeChatCoupon",
     "load_campaigns",
     "parse_campaigns",
 ]
@@ -34,6 +36,9 @@ LIMIT_PERIODS = ("lifetime", "day")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _PLATFORM_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MAX_PER_USER = 100  # Alipay's cash send_freqency caps the lifetime count at 100
+WX_MAX_PER_USER = 60  # WeChat Pay's max_coupons_per_user is at most 60 (docs/wechat-apis.md §2)
+_STOCK_ID = re.compile(r"[0-9]{1,20}")
+_MCHID = re.compile(r"[0-9]{1,32}")
 
 
 class CampaignConfigError(ValueError):
@@ -71,6 +76,18 @@ class CashCampaign:
 
 
 @dataclass(frozen=True, slots=True)
+class WeChatCoupon:
+    """A WeChat Pay cash-coupon stock (`POST /v3/marketing/favor/users/{openid}/coupons`)."""
+
+    name: str
+    stock_id: str
+    per_user_limit: int
+    limit_period: str
+    title: str
+    creator_mchid: str | None  # the stock's creator; None: the service's own CAMPAIGN_WX_MCHID
+
+
+@dataclass(frozen=True, slots=True)
 class OutcomeCodes:
     """Business sub_codes (code 40004) that are answers to the user rather than errors."""
 
@@ -95,9 +112,18 @@ class CampaignConfig:
     follow_gift: VoucherCampaign | None
     red_envelope: CashCampaign | None
     codes: OutcomeCodes = field(default_factory=OutcomeCodes)
+    wechat_coupons: Mapping[str, WeChatCoupon] = field(default_factory=dict)  # the first is the default
 
-    def listing(self) -> list[dict[str, Any]]:
-        """What GET /api/campaigns shows, built once."""
+    def wechat_coupon(self, name: str | None = None, stock_id: str | None = None) -> WeChatCoupon | None:
+        """The stock named by campaign name or stock id; the first configured when neither is given."""
+        if name is not None:
+            return self.wechat_coupons.get(name)
+        if stock_id is not None:
+            return next((c for c in self.wechat_coupons.values() if c.stock_id == stock_id), None)
+        return next(iter(self.wechat_coupons.values()), None)
+
+    def listing(self, *, wechat: bool = False) -> list[dict[str, Any]]:
+        """What GET /api/campaigns shows, built once (the WeChat stocks when WeChat is on)."""
         out: list[dict[str, Any]] = []
         if self.jifenbao is not None:
             j = self.jifenbao
@@ -134,6 +160,19 @@ class CampaignConfig:
                     "per_user_limit": r.per_user_limit,
                     "limit_period": r.limit_period,
                     "claim": "/api/red-envelope/tap",
+                }
+            )
+        for c in self.wechat_coupons.values() if wechat else ():
+            out.append(
+                {
+                    "name": c.name,
+                    "kind": "coupon",
+                    "title": c.title,
+                    "stock_id": c.stock_id,
+                    "per_user_limit": c.per_user_limit,
+                    "limit_period": c.limit_period,
+                    "claim": "/api/wx/coupons/claim",
+                    "body": {"campaign": c.name},
                 }
             )
         return out
@@ -173,9 +212,17 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "limit_period": "lifetime",
         "title": "Red-envelope rain",
     },
+    "wechat_coupons": {  # scenarios/seeds/wechat_share_coupon.yaml
+        "share-coupon": {
+            "stock_id": "9856000",
+            "per_user_limit": 1,
+            "limit_period": "lifetime",
+            "title": "New-user coupon, spread by sharing",
+        }
+    },
 }
 
-_SECTIONS = ("jifenbao", "coupons", "follow_gift", "red_envelope", "platform_codes")
+_SECTIONS = ("jifenbao", "coupons", "follow_gift", "red_envelope", "platform_codes", "wechat_coupons")
 
 
 def load_campaigns(path: str | Path | None) -> CampaignConfig:
@@ -238,7 +285,49 @@ def parse_campaigns(data: Any) -> CampaignConfig:
             r.period(),
             r.title("Red envelopes"),
         )
-    return CampaignConfig(jifenbao, coupons, follow_gift, red_envelope, _codes(data.get("platform_codes")))
+    return CampaignConfig(
+        jifenbao,
+        coupons,
+        follow_gift,
+        red_envelope,
+        _codes(data.get("platform_codes")),
+        _wechat_coupons(data.get("wechat_coupons")),
+    )
+
+
+def _wechat_coupons(data: Any) -> dict[str, WeChatCoupon]:
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise CampaignConfigError("wechat_coupons: must be a mapping of campaign name -> {stock_id, ...}")
+    out: dict[str, WeChatCoupon] = {}
+    keys = ("stock_id", "per_user_limit", "limit_period", "title", "stock_creator_mchid")
+    for name, entry in data.items():
+        where = f"wechat_coupons.{name}"
+        if not isinstance(name, str) or not _SLUG.fullmatch(name):
+            raise CampaignConfigError(f"{where}: a campaign name is 1-64 lower-case letters, digits or '-'")
+        r = _Reader(entry, where, keys)
+        stock_id = r.data.get("stock_id")
+        if isinstance(stock_id, int) and not isinstance(stock_id, bool):
+            stock_id = str(stock_id)  # YAML reads an unquoted stock id as a number
+        if not isinstance(stock_id, str) or not _STOCK_ID.fullmatch(stock_id):
+            raise CampaignConfigError(f"{where}.stock_id: required, 1-20 digits (got {stock_id!r})")
+        if any(c.stock_id == stock_id for c in out.values()):
+            raise CampaignConfigError(f"{where}.stock_id: {stock_id} is already another campaign's stock")
+        creator = r.data.get("stock_creator_mchid")
+        if isinstance(creator, int) and not isinstance(creator, bool):
+            creator = str(creator)
+        if creator is not None and (not isinstance(creator, str) or not _MCHID.fullmatch(creator)):
+            raise CampaignConfigError(f"{where}.stock_creator_mchid: 1-32 digits (got {creator!r})")
+        out[name] = WeChatCoupon(
+            name,
+            stock_id,
+            r.integer("per_user_limit", 1, WX_MAX_PER_USER),
+            r.period(),
+            r.title(name),
+            creator,
+        )
+    return out
 
 
 def _voucher(name: str, entry: Any, where: str) -> VoucherCampaign:

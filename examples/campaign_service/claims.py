@@ -1,12 +1,13 @@
-"""The grant workflows: Jifenbao points, voucher coupons, the follow gift and red envelopes.
+"""The grant workflows: Jifenbao points, voucher coupons, the follow gift, red envelopes (Alipay)
+and WeChat Pay cash coupons.
 
 Every grant goes the same way (README: "The grant state machine"):
 
 1. `reserve()` in the service's own records: the user's limit is checked there first (no platform
    call when it is used up), and a `pending` row with a fresh biz number is written BEFORE the
    platform is called; or the user's `unknown` row is resumed with ITS biz number.
-2. The platform is called with that biz number, retried with the same number after a timeout (the
-   platform is idempotent on it, so a retry never pays twice).
+2. The platform is called with that biz number (WeChat's out_request_no), retried with the same
+   number after a timeout (the platform is idempotent on it, so a retry never pays twice).
 3. The row is completed: `granted`, `failed` (the platform certainly did nothing), or `unknown`
    (an attempt may have taken effect; the user is told to try later and their next claim resumes
    the same grant).
@@ -29,10 +30,12 @@ from typing import Any
 
 from campaign_service.alipay import CHINA_TZ, Reply
 from campaign_service.answers import Answer, platform_rejected, try_later
-from campaign_service.campaigns import CampaignConfig, CashCampaign, VoucherCampaign
-from campaign_service.gateway import Outcome, PlatformClient
+from campaign_service.calls import CallResult, Outcome
+from campaign_service.campaigns import CampaignConfig, CashCampaign, VoucherCampaign, WeChatCoupon
+from campaign_service.gateway import PlatformClient
 from campaign_service.metrics import Metrics
 from campaign_service.repository import ClaimKey, GrantRow, GrantStore, ReserveKind
+from campaign_service.wechat import COUPON_SEND, WeChatClient
 
 __all__ = ["CASH_TRIGGER", "FOLLOW_QUERY", "POINTS_SEND", "VOUCHER_SEND", "Claims", "new_biz_no"]
 
@@ -45,7 +48,13 @@ LEASE_MARGIN_S = 5.0  # a pending row outlives its request's deadline by this mu
 _RNG = random.Random()  # seeded from os.urandom
 _YUAN = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
 
+# WeChat Pay refusals that are answers to the user (the Alipay ones are in the campaign config).
+WX_OUTCOMES = {"NOT_ENOUGH": "sold_out", "RULE_LIMIT": "limit_reached"}
+
 Precheck = Callable[[float], Awaitable[Answer | None]]
+BeforeRetry = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+# How a grant reaches its platform: (row, the call's body, deadline, before_retry) -> its result.
+Send = Callable[[GrantRow, dict[str, Any], float, BeforeRetry | None], Awaitable[CallResult[Any]]]
 
 
 def new_biz_no(prefix: str) -> str:
@@ -63,19 +72,22 @@ def china_day(now: float) -> str:
 class _Spec:
     """One kind of grant: which method, which campaign, which limit, and how to read a success."""
 
-    kind: str  # points | voucher | cash
+    kind: str  # points | voucher | cash | coupon
     method: str
     campaign: str
     limit: int
     period: str  # lifetime | day
     amount: int  # the row's amount before the platform answers
     prefix: str  # of the biz number
-    biz_key: str  # partner_biz_no | out_biz_no
+    biz_key: str  # partner_biz_no | out_biz_no | out_request_no
     biz: Callable[[GrantRow], dict[str, Any]]
     # (platform_id, amount or None to keep the row's, extra answer fields), or None when the
     # platform answered but granted nothing (a cash trigger with trigger_result "false")
-    granted: Callable[[GrantRow, Reply], tuple[str | None, int | None, dict[str, Any]] | None]
+    granted: Callable[[GrantRow, Any], tuple[str | None, int | None, dict[str, Any]] | None]
     done: Callable[[GrantRow], Answer]
+    send: Send | None = None  # None: the Alipay gateway, `method` with `biz` as biz_content
+    # a refusal's user-facing outcome (sold_out, ...), or None; None: the config's Alipay sub_codes
+    outcome: Callable[[Any], str | None] | None = None
 
 
 class Claims:
@@ -86,10 +98,12 @@ class Claims:
         campaigns: CampaignConfig,
         metrics: Metrics,
         *,
+        wechat: WeChatClient | None = None,
         bug: str | None = None,
     ) -> None:
         self.store = store
         self.platform = platform
+        self.wechat = wechat
         self.campaigns = campaigns
         self.metrics = metrics
         self.bug = bug
@@ -154,6 +168,38 @@ class Claims:
         )  # fmt: skip
         return await self._grant(spec, user_id, deadline)
 
+    async def wechat_coupon(self, campaign: WeChatCoupon, openid: str, deadline: float) -> Answer:
+        """A WeChat Pay cash coupon from `campaign`'s stock to `openid`: out_request_no is the
+        row's biz number (the mchid, the China-time second, 64 random bits: unique per merchant)."""
+        wx = self.wechat
+        assert wx is not None, "the API answers 404 when WeChat is not configured"
+        creator = campaign.creator_mchid or wx.settings.mchid
+
+        def granted(row: GrantRow, reply: Any) -> tuple[str | None, int | None, dict[str, Any]]:
+            coupon_id = _text(reply, "coupon_id")
+            return coupon_id, None, {"coupon_id": coupon_id}
+
+        async def send(
+            row: GrantRow, body: dict[str, Any], deadline: float, before_retry: BeforeRetry | None
+        ) -> CallResult[Any]:
+            return await wx.send_coupon(row.user_id, body, deadline=deadline, before_retry=before_retry)
+
+        spec = _Spec(
+            "coupon", COUPON_SEND, campaign.stock_id, campaign.per_user_limit, campaign.limit_period, 1,
+            wx.settings.mchid, "out_request_no",
+            biz=lambda row: {
+                "stock_id": row.campaign,
+                "out_request_no": row.biz_no,
+                "appid": wx.settings.appid,
+                "stock_creator_mchid": creator,
+            },
+            granted=granted,
+            done=lambda row: Answer(200, {"result": "limit_reached"}),
+            send=send,
+            outcome=lambda reply: WX_OUTCOMES.get(reply.code),
+        )  # fmt: skip
+        return await self._grant(spec, openid, deadline)
+
     async def _grant(
         self, spec: _Spec, user_id: str, deadline: float, precheck: Precheck | None = None
     ) -> Answer:
@@ -200,13 +246,9 @@ class Claims:
             if blocked is not None:
                 await self.store.release(row.grant_id, time.time(), resumed=False)
                 return blocked
-        result = await self.platform.call(
-            spec.method,
-            deadline=deadline,
-            biz=spec.biz(row),
-            idempotent=True,
-            before_retry=self._new_number(spec, row) if self.bug == "new-biz-no-on-retry" else None,
-        )
+        send = spec.send or self._via_gateway(spec.method)
+        before_retry = self._new_number(spec, row) if self.bug == "new-biz-no-on-retry" else None
+        result = await send(row, spec.biz(row), deadline, before_retry)
         now, reply = time.time(), result.reply
         if reply is not None and result.outcome is Outcome.OK:
             success = spec.granted(row, reply)
@@ -224,12 +266,14 @@ class Claims:
             )
         if reply is not None:  # a definite refusal: the platform did nothing
             await self.store.finish(
-                row.grant_id, "failed", now, attempts=result.attempts, code=reply.sub_code or reply.code
+                row.grant_id, "failed", now, attempts=result.attempts, code=reply.failure_code
             )
             self.metrics.grants.labels(spec.kind, "failed").inc()
-            outcome = (
-                self.campaigns.codes.classify(reply.sub_code) if result.outcome is Outcome.BUSINESS else None
-            )
+            outcome = None
+            if result.outcome is Outcome.BUSINESS and spec.outcome is not None:
+                outcome = spec.outcome(reply)
+            elif result.outcome is Outcome.BUSINESS:
+                outcome = self.campaigns.codes.classify(reply.sub_code)
             return Answer(200, {"result": outcome}) if outcome else platform_rejected(spec.method, reply)
         if result.attempts == 0:  # the breaker or the bulkhead refused before anything was sent
             await self.store.release(row.grant_id, now, resumed=resumed)
@@ -243,9 +287,19 @@ class Claims:
             self.metrics.grants.labels(spec.kind, status).inc()
         return try_later(result.retry_after_s)
 
-    def _new_number(
-        self, spec: _Spec, row: GrantRow
-    ) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
+    def _via_gateway(self, method: str) -> Send:
+        """Send a grant through the Alipay gateway: `method`, the body as biz_content."""
+
+        async def send(
+            row: GrantRow, biz: dict[str, Any], deadline: float, before_retry: BeforeRetry | None
+        ) -> CallResult[Any]:
+            return await self.platform.call(
+                method, deadline=deadline, biz=biz, idempotent=True, before_retry=before_retry
+            )
+
+        return send
+
+    def _new_number(self, spec: _Spec, row: GrantRow) -> BeforeRetry:
         """THE PLANTED BUG (`--bug new-biz-no-on-retry`): after a timeout the retry goes out under
         a NEW biz number, and the row forgets the old one. The platform cannot tell it is the
         same claim, so a slow platform that did carry out the first attempt pays twice."""
@@ -270,6 +324,6 @@ def _voucher_spec(campaign: VoucherCampaign) -> _Spec:
     )  # fmt: skip
 
 
-def _text(reply: Reply, key: str) -> str | None:
+def _text(reply: Any, key: str) -> str | None:
     value = reply.fields.get(key)
     return None if value is None else str(value)

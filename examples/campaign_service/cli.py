@@ -44,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="campaign-service",
         description="Reference merchant campaign service (Jifenbao points, coupons, follow gift, red "
-        "envelopes) calling the Alipay gateway named by CAMPAIGN_GATEWAY_URL. See its README for the "
-        "environment variables.",
+        "envelopes) calling the Alipay gateway named by CAMPAIGN_GATEWAY_URL, and WeChat (login, WeChat "
+        "Pay coupons) when CAMPAIGN_WX_BASE_URL is set. See its README for the environment variables.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8080, help="port to bind; 0 picks a free one (default 8080)")

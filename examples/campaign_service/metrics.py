@@ -56,6 +56,14 @@ class Metrics:
         self.breaker_opened = Counter(
             "campaign_breaker_opened", "Times the circuit breaker opened", registry=r
         )
+        self.wechat_breaker_state = Gauge(
+            "campaign_wechat_breaker_state",
+            "WeChat's circuit breaker: 0 closed, 1 half-open, 2 open",
+            registry=r,
+        )
+        self.wechat_breaker_opened = Counter(
+            "campaign_wechat_breaker_opened", "Times WeChat's circuit breaker opened", registry=r
+        )
         self.grants = Counter(
             "campaign_grants_completed",
             "Grant rows completed, by kind and status",
@@ -72,9 +80,15 @@ class Metrics:
         self.platform_seconds.labels(method, outcome).observe(seconds)
 
     def breaker_changed(self, state: BreakerState) -> None:
+        """The Alipay gateway's breaker."""
         self.breaker_state.set(int(state))
         if state is BreakerState.OPEN:
             self.breaker_opened.inc()
+
+    def wechat_breaker_changed(self, state: BreakerState) -> None:
+        self.wechat_breaker_state.set(int(state))
+        if state is BreakerState.OPEN:
+            self.wechat_breaker_opened.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

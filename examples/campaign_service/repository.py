@@ -35,21 +35,21 @@ import orjson
 __all__ = ["ClaimKey", "GrantRow", "GrantStore", "Reservation", "ReserveKind", "StoreError"]
 
 T = TypeVar("T")
-KINDS = ("points", "voucher", "cash")
+KINDS = ("points", "voucher", "cash", "coupon")
 STATUSES = ("pending", "granted", "failed", "unknown")
 STREAM_CHUNK = 500
 
-SCHEMA = """
+TABLE = """
 CREATE TABLE IF NOT EXISTS grants (
     grant_id    INTEGER PRIMARY KEY AUTOINCREMENT,   -- never reused, even after a released reservation
-    kind        TEXT    NOT NULL CHECK (kind IN ('points', 'voucher', 'cash')),
+    kind        TEXT    NOT NULL CHECK (kind IN ('points', 'voucher', 'cash', 'coupon')),
     method      TEXT    NOT NULL,
-    campaign    TEXT    NOT NULL,                    -- budget_code | activity_id | crowd_no
-    user_id     TEXT    NOT NULL,
+    campaign    TEXT    NOT NULL,                    -- budget_code | activity_id | crowd_no | stock_id
+    user_id     TEXT    NOT NULL,                    -- Alipay user id, or WeChat openid
     period      TEXT    NOT NULL,                    -- China-time day 'YYYY-MM-DD', or '' for lifetime
     slot        INTEGER NOT NULL,                    -- 0 .. per-user limit - 1
-    biz_no      TEXT    NOT NULL UNIQUE,             -- out_biz_no / partner_biz_no
-    amount      INTEGER NOT NULL,                    -- points, fen, or 1 voucher
+    biz_no      TEXT    NOT NULL UNIQUE,             -- out_biz_no / partner_biz_no / out_request_no
+    amount      INTEGER NOT NULL,                    -- points, fen, or 1 voucher / coupon
     status      TEXT    NOT NULL CHECK (status IN ('pending', 'granted', 'failed', 'unknown')),
     platform_id TEXT,
     code        TEXT,
@@ -57,11 +57,27 @@ CREATE TABLE IF NOT EXISTS grants (
     lease_until REAL,                                -- a pending row's claim holds it until then
     created_at  REAL    NOT NULL,
     updated_at  REAL    NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS grants_per_user_slot
-    ON grants (kind, campaign, user_id, period, slot) WHERE status != 'failed';
-CREATE INDEX IF NOT EXISTS grants_updated_at ON grants (updated_at);
-"""
+)"""
+INDEXES = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS grants_per_user_slot "
+    "ON grants (kind, campaign, user_id, period, slot) WHERE status != 'failed'",
+    "CREATE INDEX IF NOT EXISTS grants_updated_at ON grants (updated_at)",
+)
+# A database made before WeChat coupons has a CHECK on kind without 'coupon'; SQLite cannot alter
+# a CHECK, so the table is rebuilt with the same rows and grant ids, in one transaction.
+_REBUILD = (
+    "DROP INDEX IF EXISTS grants_per_user_slot",
+    "DROP INDEX IF EXISTS grants_updated_at",
+    "ALTER TABLE grants RENAME TO grants_before_coupons",
+    TABLE,
+    "INSERT INTO grants SELECT * FROM grants_before_coupons",
+    # the AUTOINCREMENT counter too: a released reservation's id is never reused
+    "DELETE FROM sqlite_sequence WHERE name = 'grants'",
+    "INSERT INTO sqlite_sequence (name, seq) "
+    "SELECT 'grants', seq FROM sqlite_sequence WHERE name = 'grants_before_coupons'",
+    "DROP TABLE grants_before_coupons",
+    *INDEXES,
+)
 
 # Rows left pending when no request is working on them any more: their outcome is unknown.
 _ABANDON_PENDING = (
@@ -82,14 +98,14 @@ class GrantRow:
     """One grant as /admin/grants lists it (`to_json` is the one serializer)."""
 
     grant_id: int
-    kind: str  # points | voucher | cash
-    method: str  # the Alipay method name
-    campaign: str  # budget_code | activity_id | crowd_no
-    biz_no: str
-    user_id: str
-    amount: int  # points, fen, or 1 for a voucher
+    kind: str  # points | voucher | cash | coupon
+    method: str  # the platform method name (Alipay's, or wechat.coupon.send)
+    campaign: str  # budget_code | activity_id | crowd_no | stock_id
+    biz_no: str  # partner_biz_no | out_biz_no | out_request_no
+    user_id: str  # the Alipay user id, or the WeChat openid
+    amount: int  # points, fen, or 1 for a voucher or coupon
     status: str  # pending | granted | failed | unknown
-    platform_id: str | None  # record_id | voucher_id | the cash biz_no
+    platform_id: str | None  # record_id | voucher_id | the cash biz_no | coupon_id
     code: str | None  # why it failed (sub_code or the outcome), else None
     attempts: int  # platform calls sent for it
     created_at: float  # epoch seconds
@@ -159,7 +175,14 @@ class GrantStore:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, never corrupt
         conn.execute("PRAGMA busy_timeout=5000")
-        conn.executescript(SCHEMA)
+        with _transaction(conn):
+            conn.execute(TABLE)
+            for index in INDEXES:
+                conn.execute(index)
+            (table,) = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'grants'")
+            if "'coupon'" not in table[0]:
+                for statement in _REBUILD:
+                    conn.execute(statement)
         self._conn = conn
         cur = conn.execute(_ABANDON_PENDING, (now,))
         return cur.rowcount

@@ -5,13 +5,15 @@ one line and exits 2. Two refusals protect real money: without `CAMPAIGN_GATEWAY
 one whose host is not loopback (unless `CAMPAIGN_ALLOW_REMOTE_GATEWAY=1`), the service does not
 start, so a rehearsal can never reach the real platform by accident; and without the platform's
 public key it does not start (unless `CAMPAIGN_INSECURE_NO_VERIFY=1`), so a forged "success"
-can never grant anything.
+can never grant anything. WeChat is optional (`CAMPAIGN_WX_BASE_URL`); when it is on, the same
+two rules hold for its URLs and the WeChat Pay public key.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import math
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,13 +25,26 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from campaign_service.alipay import load_private_key, load_public_key
 from campaign_service.campaigns import CampaignConfig, CampaignConfigError, load_campaigns
 
-__all__ = ["BUGS", "DEFAULT_APP_ID", "PlatformTuning", "Settings", "SettingsError", "load_settings"]
+__all__ = [
+    "BUGS",
+    "DEFAULT_APP_ID",
+    "PlatformTuning",
+    "Settings",
+    "SettingsError",
+    "WeChatSettings",
+    "load_settings",
+]
 
 DEFAULT_APP_ID = "2021000000000001"  # the app of scenarios/seeds/*.yaml
 DEFAULT_DB = "campaign.sqlite3"
 BUG_NEW_BIZ_NO = "new-biz-no-on-retry"
 BUGS = (BUG_NEW_BIZ_NO,)
 _TRUE = ("1", "true", "yes", "on")
+_WX_APPID = re.compile(r"[A-Za-z0-9_]{1,32}")
+_WX_SECRET = re.compile(r"[\x21-\x7e]{1,128}")
+_WX_MCHID = re.compile(r"[0-9]{1,32}")
+_WX_SERIAL = re.compile(r"[0-9A-Za-z]{1,64}")
+_WX_PUBLIC_KEY_ID = re.compile(r"PUB_KEY_ID_[0-9A-Za-z]{1,64}")
 
 
 class SettingsError(ValueError):
@@ -52,6 +67,22 @@ class PlatformTuning:
 
 
 @dataclass(frozen=True, slots=True)
+class WeChatSettings:
+    """WeChat, when configured: the mini-program's login and WeChat Pay v3 as one merchant, in
+    the "WeChat Pay public key" mode (answers verified with the public key named `public_key_id`)."""
+
+    base_url: str  # {base_url}/sns/jscode2session (api.weixin.qq.com in production)
+    pay_url: str  # {pay_url}/v3/... (api.mch.weixin.qq.com in production)
+    appid: str  # the mini-program's appid
+    secret: str  # its AppSecret, for jscode2session
+    mchid: str  # the merchant id that signs Pay v3 calls (and, by default, created the stocks)
+    serial_no: str  # the serial of the merchant's API certificate
+    private_key: rsa.RSAPrivateKey  # the merchant's API key: signs every Pay v3 request
+    platform_public_key: rsa.RSAPublicKey | None  # None only with CAMPAIGN_INSECURE_NO_VERIFY=1
+    public_key_id: str | None  # PUB_KEY_ID_...: the Wechatpay-Serial of answers it signs
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     host: str
     port: int
@@ -68,6 +99,7 @@ class Settings:
     tuning: PlatformTuning
     max_body_bytes: int
     shutdown_grace_s: float
+    wechat: WeChatSettings | None = None  # None: the /api/wx/* routes answer 404
 
 
 def load_settings(
@@ -100,6 +132,7 @@ def load_settings(
     try:
         app_key = load_private_key(private[1], private[0])
         platform_key = None if public is None else load_public_key(public[1], public[0])
+        wechat = _wechat(env, insecure)
         campaigns = load_campaigns(config or env.get("CAMPAIGN_CONFIG") or None)
     except CampaignConfigError as exc:
         raise SettingsError(f"CAMPAIGN_CONFIG {exc}") from None
@@ -141,6 +174,7 @@ def load_settings(
         tuning=tuning,
         max_body_bytes=int(_number(env, "CAMPAIGN_MAX_BODY_BYTES", 16384, 256, 1 << 20, integer=True)),
         shutdown_grace_s=_number(env, "CAMPAIGN_SHUTDOWN_GRACE_S", tuning.deadline_s + 1.0, 0, 300),
+        wechat=wechat,
     )
 
 
@@ -151,19 +185,88 @@ def _gateway_url(env: Mapping[str, str]) -> str:
             "CAMPAIGN_GATEWAY_URL is required (e.g. http://127.0.0.1:PORT/gateway.do of the mock platform); "
             "refusing to start without knowing which platform to call"
         )
+    _check_platform_url(env, "CAMPAIGN_GATEWAY_URL", url)
+    return url
+
+
+def _check_platform_url(env: Mapping[str, str], name: str, url: str) -> None:
+    """An http(s) URL with a host, loopback unless CAMPAIGN_ALLOW_REMOTE_GATEWAY=1."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
-        raise SettingsError(f"CAMPAIGN_GATEWAY_URL: not a URL ({exc}): {url!r}") from None
+        raise SettingsError(f"{name}: not a URL ({exc}): {url!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SettingsError(f"CAMPAIGN_GATEWAY_URL: must be an http(s) URL with a host, got {url!r}")
+        raise SettingsError(f"{name}: must be an http(s) URL with a host, got {url!r}")
     if not _is_loopback(parts.hostname) and not _flag(env, "CAMPAIGN_ALLOW_REMOTE_GATEWAY"):
         raise SettingsError(
-            f"CAMPAIGN_GATEWAY_URL: host {parts.hostname} is not loopback; refusing to call a platform "
+            f"{name}: host {parts.hostname} is not loopback; refusing to call a platform "
             "that may be real (set CAMPAIGN_ALLOW_REMOTE_GATEWAY=1 if you mean it)"
         )
-    return url
+
+
+def _wx_base(env: Mapping[str, str], name: str, url: str) -> str:
+    """A WeChat base URL (the paths are appended): checked, without a query, no trailing slash."""
+    _check_platform_url(env, name, url)
+    parts = urlsplit(url)
+    if parts.query or parts.fragment:
+        raise SettingsError(f"{name}: a base URL such as http://127.0.0.1:PORT, without a query, got {url!r}")
+    return url.rstrip("/")
+
+
+def _wx_text(env: Mapping[str, str], name: str, pattern: re.Pattern[str], what: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise SettingsError(f"{name} is required with CAMPAIGN_WX_BASE_URL ({what})")
+    if not pattern.fullmatch(value):
+        raise SettingsError(f"{name}: {what}, got {value[:40]!r}")
+    return value
+
+
+def _wechat(env: Mapping[str, str], insecure: bool) -> WeChatSettings | None:
+    """WeChat's settings, or None when CAMPAIGN_WX_BASE_URL is unset (WeChat off)."""
+    base = env.get("CAMPAIGN_WX_BASE_URL", "").strip()
+    if not base:
+        return None
+    base = _wx_base(env, "CAMPAIGN_WX_BASE_URL", base)
+    pay = env.get("CAMPAIGN_WX_PAY_BASE_URL", "").strip()
+    pay = _wx_base(env, "CAMPAIGN_WX_PAY_BASE_URL", pay) if pay else base
+    secret = _key_text(env, "CAMPAIGN_WX_SECRET")
+    if secret is None:
+        raise SettingsError(
+            "CAMPAIGN_WX_SECRET (or CAMPAIGN_WX_SECRET_FILE) is required with CAMPAIGN_WX_BASE_URL "
+            "(the mini-program's AppSecret, for jscode2session)"
+        )
+    if not _WX_SECRET.fullmatch(secret[1].strip()):
+        raise SettingsError(f"{secret[0]}: the AppSecret is 1-128 printable ASCII characters")
+    private = _key_text(env, "CAMPAIGN_WX_PRIVATE_KEY")
+    if private is None:
+        raise SettingsError(
+            "CAMPAIGN_WX_PRIVATE_KEY_FILE (or CAMPAIGN_WX_PRIVATE_KEY) is required with "
+            "CAMPAIGN_WX_BASE_URL: the merchant's API private key that signs every WeChat Pay request"
+        )
+    public = _key_text(env, "CAMPAIGN_WX_PLATFORM_PUBLIC_KEY")
+    if public is None and not insecure:
+        raise SettingsError(
+            "CAMPAIGN_WX_PLATFORM_PUBLIC_KEY_FILE (or CAMPAIGN_WX_PLATFORM_PUBLIC_KEY) is required to verify "
+            "WeChat Pay's answers (set CAMPAIGN_INSECURE_NO_VERIFY=1 to run without)"
+        )
+    key_id = None
+    if public is not None:
+        key_id = _wx_text(env, "CAMPAIGN_WX_PUBLIC_KEY_ID", _WX_PUBLIC_KEY_ID, "its id, PUB_KEY_ID_...")
+    return WeChatSettings(
+        base_url=base,
+        pay_url=pay,
+        appid=_wx_text(env, "CAMPAIGN_WX_APPID", _WX_APPID, "the mini-program's appid, 1-32 letters/digits"),
+        secret=secret[1].strip(),
+        mchid=_wx_text(env, "CAMPAIGN_WX_MCHID", _WX_MCHID, "the WeChat Pay merchant id: 1-32 digits"),
+        serial_no=_wx_text(
+            env, "CAMPAIGN_WX_SERIAL_NO", _WX_SERIAL, "the API certificate's serial, 1-64 letters/digits"
+        ),
+        private_key=load_private_key(private[1], private[0]),
+        platform_public_key=None if public is None else load_public_key(public[1], public[0]),
+        public_key_id=key_id,
+    )
 
 
 def _is_loopback(host: str) -> bool:

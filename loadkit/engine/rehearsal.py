@@ -5,8 +5,8 @@ plan has a `service:`, `drills:` or `reconcile:` section. In order:
 
 1. `start()` (init, before any test): check the drills with the mock, start the service
    (`rehearsal.service`), which registers its fresh key pair with the mock.
-2. `test_started()`: register the key again (the plan's seed may have replaced it) and schedule
-   the drills at their absolute times.
+2. `test_started()`: register the key (and the WeChat Pay merchant) again (the plan's seed may
+   have replaced them) and schedule the drills at their absolute times.
 3. `watch()` (the role's monitor, every second): the service's death, once.
 4. `books()` at the end of a test, after the users stopped: let the ledger settle, judge the
    drills, note the service, remove the drills' layers; then `reconcile()` matches by id what
@@ -159,9 +159,9 @@ class Rehearsal:
         told = session.told.rows
         if self.mock is None or (not told and records_url is None):
             return
-        app_id = service.setup.app_id if service is not None else None
+        scopes = service.effect_scopes() if service is not None else None
         try:
-            effects, bad = read_effects(self.mock, app_id)
+            effects, bad = read_effects(self.mock, scopes)
         except MockAdminError as exc:
             evidence["reconciliation"] = _unavailable(f"the ledger's effects could not be read: {exc}")
             return

@@ -53,6 +53,7 @@ _REQUIRED_HINTS = {
 DRILL_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")  # the mock's fault-layer names
 FAULT_KEYS = ("latency", "error", "throttle", "outage")
 _SAMPLE = {name: "1" for name in PLACEHOLDERS}  # to check that a URL with placeholders is a URL
+_MCHID = re.compile(r"[0-9]{1,32}")
 
 
 class _Loader(yaml.SafeLoader):
@@ -431,6 +432,7 @@ class _Parser:
                 "app_id",
                 "records",
                 "records_token_env",
+                "wx_mchid",
             ),
             ("command", "ready"),
         )
@@ -450,6 +452,11 @@ class _Parser:
         if isinstance(app_id, int) and not isinstance(app_id, bool):
             app_id = str(app_id)  # YAML reads an unquoted app id as a number
         app_id = self.text(app_id, f"{key}.app_id")
+        wx_mchid = data.get("wx_mchid", ServiceSetup.wx_mchid)
+        if isinstance(wx_mchid, int) and not isinstance(wx_mchid, bool):
+            wx_mchid = str(wx_mchid)
+        if not isinstance(wx_mchid, str) or not _MCHID.fullmatch(wx_mchid):
+            raise self.error(f"{key}.wx_mchid", "a WeChat Pay merchant id: 1-32 digits", wx_mchid)
 
         def seconds(name: str, default: float) -> float:
             raw = data.get(name)
@@ -466,6 +473,7 @@ class _Parser:
             app_id=app_id,
             records=records,
             records_token_env=token_env,
+            wx_mchid=wx_mchid,
         )
 
     def command(self, value: Any, key: str) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ pacer, the recorder, the verdict and the reports cannot disagree about them.
 from __future__ import annotations
 
 import math
+import string
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,15 @@ DEFAULT_LATENCY_S = 0.5
 MIN_LATENCY_S = 0.1
 DEFAULT_RECOVERY_S = 30.0
 DEFAULT_APP_ID = "2021000000000001"
+DEFAULT_WX_MCHID = "1900000001"
+# Naming any of these registers a WeChat Pay merchant (a fresh key pair) with the mock.
+WECHAT_PLACEHOLDERS = (
+    "wx_mchid",
+    "wx_serial_no",
+    "wx_private_key_file",
+    "wx_platform_public_key_file",
+    "wx_public_key_id",
+)
 # What `service:` strings may name: filled in by the rehearsal when it starts the service.
 PLACEHOLDERS = (
     "python",
@@ -30,6 +40,7 @@ PLACEHOLDERS = (
     "platform_public_key_file",
     "service_token",
     "run_dir",
+    *WECHAT_PLACEHOLDERS,
 )
 
 
@@ -123,6 +134,18 @@ class ServiceSetup:
     app_id: str = DEFAULT_APP_ID
     records: str | None = None  # URL of the service's own records (JSON lines)
     records_token_env: str | None = None  # the env var (in `env`) sent as X-Admin-Token
+    wx_mchid: str = DEFAULT_WX_MCHID  # the WeChat Pay merchant registered when WeChat placeholders are used
+
+    @property
+    def placeholders(self) -> frozenset[str]:
+        """The placeholders the service's strings name."""
+        texts = (*self.command, *self.env.values(), self.ready, self.host, self.records or "")
+        return frozenset(name for text in texts for _, name, _, _ in string.Formatter().parse(text) if name)
+
+    @property
+    def uses_wechat(self) -> bool:
+        """Whether the service is given a WeChat Pay merchant (it names a `{wx_...}` placeholder)."""
+        return not self.placeholders.isdisjoint(WECHAT_PLACEHOLDERS)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -46,13 +46,17 @@ def settle(mock: MockAdmin, timeout_s: float, quiet_s: float = QUIET_S) -> tuple
             last, quiet_since = seq, time.monotonic()
 
 
-def read_effects(mock: MockAdmin, app_id: str | None = None) -> tuple[list[Effect], int]:
-    """Every effect in the journal (of `app_id` only, when given), and how many lines were bad."""
+def read_effects(mock: MockAdmin, app_id: str | Collection[str] | None = None) -> tuple[list[Effect], int]:
+    """Every effect in the journal (of `app_id` only, when given: an Alipay app id, a WeChat Pay
+    mchid, or several), and how many lines were bad."""
     with mock.effects() as stream:
         return parse_effects(stream, app_id)
 
 
-def parse_effects(lines: Iterable[bytes], app_id: str | None = None) -> tuple[list[Effect], int]:
+def parse_effects(
+    lines: Iterable[bytes], app_id: str | Collection[str] | None = None
+) -> tuple[list[Effect], int]:
+    scopes = {app_id} if isinstance(app_id, str) else None if app_id is None else set(app_id)
     out: list[Effect] = []
     bad = 0
     for line in lines:
@@ -63,7 +67,7 @@ def parse_effects(lines: Iterable[bytes], app_id: str | None = None) -> tuple[li
         if fields is None:
             bad += 1
             continue
-        if app_id is None or fields[2] == app_id:
+        if scopes is None or fields[2] in scopes:
             out.append(Effect(*fields))
     return out, bad
 

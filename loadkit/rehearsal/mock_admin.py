@@ -73,6 +73,21 @@ class MockAdmin:
         """The mock's response-signing public key (PEM)."""
         return str(self._call("GET", "/admin/keys")["alipay_public_key"])
 
+    def register_wx_merchant(self, mchid: str, serial_no: str, public_key_pem: str) -> None:
+        """Register (or replace) a WeChat Pay merchant, so the mock verifies its signed calls."""
+        body = {"mchid": mchid, "serial_no": serial_no, "public_key": public_key_pem}
+        self._call("POST", "/admin/wechat/merchants", body)
+
+    def wx_platform(self) -> tuple[str, str]:
+        """(public key PEM, its id PUB_KEY_ID_...): how the mock signs WeChat Pay answers."""
+        doc = self._call("GET", "/admin/wechat/platform")
+        try:
+            return str(doc["public_key"]), str(doc["public_key_id"])
+        except (KeyError, TypeError):
+            raise MockAdminError(
+                "GET /admin/wechat/platform answered without public_key and public_key_id"
+            ) from None
+
     def put_layer(self, name: str, faults: Mapping[str, Any], start_at: float, duration_s: float) -> Any:
         """Schedule a named fault layer (a drill) over the base faults, by the mock's clock."""
         body = {"faults": dict(faults), "start_at": start_at, "duration_s": duration_s}

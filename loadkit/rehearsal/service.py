@@ -1,9 +1,11 @@
 """The service under test, started and owned by loadkit for a three-tier rehearsal.
 
 `ServiceProcess` turns a plan's `service:` section into a running process: it makes a fresh RSA
-key pair for the service's app and registers it with the mock, writes the keys into a private
-directory (0700, files 0600), fills the placeholders, starts the command in its own process group
-with its output in `{run_dir}/service.log`, and polls `ready` until it answers 200. `exited()` is
+key pair for the service's app and registers it with the mock (and, when the plan names a
+`{wx_...}` placeholder, another for a WeChat Pay merchant, registered the same way, with the
+mock's WeChat Pay public key beside it), writes the keys into a private directory (0700, files
+0600), fills the placeholders, starts the command in its own process group with its output in
+`{run_dir}/service.log`, and polls `ready` until it answers 200. `exited()` is
 the death watch; `stop()` sends SIGTERM to the whole group, waits `stop_timeout`, then SIGKILL.
 
 Nothing is left behind, however loadkit ends: `stop()` runs at Locust's quit and at exit; on
@@ -106,6 +108,8 @@ class ServiceProcess:
         self.proc: subprocess.Popen | None = None
         self.key_dir: Path | None = None
         self.public_pem = b""
+        self.wx_public_pem = b""  # the WeChat Pay merchant's key, when the plan uses WeChat
+        self.wx_serial_no = ""
         self.values: dict[str, str] = {}
         self.command: list[str] = []
         self.env: dict[str, str] = {}
@@ -135,14 +139,9 @@ class ServiceProcess:
         if self.mock is not None:
             self.mock.register_app(self.setup.app_id, self.public_pem.decode())
             platform_pem = self.mock.public_key().encode()
-        for path, data in (
-            (private_file, _pem_private(key)),
-            (public_file, self.public_pem),
-            (platform_file, platform_pem),
-        ):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+        self._write(private_file, _pem_private(key))
+        self._write(public_file, self.public_pem)
+        self._write(platform_file, platform_pem)
         self.values = {
             "python": sys.executable,
             "port": str(free_port()),
@@ -154,6 +153,8 @@ class ServiceProcess:
             "service_token": secrets.token_urlsafe(24),
             "run_dir": str(self.run_dir),
         }
+        if self.setup.uses_wechat:
+            self.values.update(self._wechat_merchant())
         fill = self.fill
         self.command = [fill(word) for word in self.setup.command]
         self.env = {name: fill(value) for name, value in self.setup.env.items()}
@@ -163,14 +164,58 @@ class ServiceProcess:
         if self.setup.records_token_env:
             self.records_token = self.env.get(self.setup.records_token_env)
 
+    def _wechat_merchant(self) -> dict[str, str]:
+        """A WeChat Pay merchant for the service: a fresh API key pair and certificate serial,
+        registered with the mock (POST /admin/wechat/merchants); the mock's WeChat Pay public key
+        and its id (GET /admin/wechat/platform) to verify the answers with."""
+        assert self.key_dir is not None
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.wx_public_pem = _pem_public(key)
+        self.wx_serial_no = secrets.token_hex(20).upper()  # a merchant API certificate's serial: 40 hex
+        platform_pem, key_id = "", ""
+        if self.mock is not None:
+            self.mock.register_wx_merchant(
+                self.setup.wx_mchid, self.wx_serial_no, self.wx_public_pem.decode()
+            )
+            platform_pem, key_id = self.mock.wx_platform()
+        private_file = self.key_dir / "wx_private_key.pem"
+        platform_file = self.key_dir / "wx_platform_public_key.pem"
+        self._write(private_file, _pem_private(key))
+        self._write(platform_file, platform_pem.encode())
+        return {
+            "wx_mchid": self.setup.wx_mchid,
+            "wx_serial_no": self.wx_serial_no,
+            "wx_private_key_file": str(private_file),
+            "wx_platform_public_key_file": str(platform_file),
+            "wx_public_key_id": key_id,
+        }
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+
     def fill(self, text: str) -> str:
         return text.format(**self.values)
 
     def register_again(self) -> None:
-        """Seeding the mock may have replaced the app's key (a seed's `apps` entry without one):
-        register it again after every seed."""
-        if self.mock is not None and self.public_pem:
+        """Seeding the mock may have replaced the app's key (a seed's `apps` entry without one) or
+        the WeChat Pay merchant (a seed's `wechat.merchants` entry with its mchid): register them
+        again after every seed."""
+        if self.mock is None:
+            return
+        if self.public_pem:
             self.mock.register_app(self.setup.app_id, self.public_pem.decode())
+        if self.wx_public_pem:
+            self.mock.register_wx_merchant(
+                self.setup.wx_mchid, self.wx_serial_no, self.wx_public_pem.decode()
+            )
+
+    def effect_scopes(self) -> tuple[str, ...]:
+        """The ledger scopes whose effects are this service's: its Alipay app, and its WeChat Pay
+        merchant when it has one (the scope of out_request_no)."""
+        return (self.setup.app_id, self.setup.wx_mchid) if self.wx_public_pem else (self.setup.app_id,)
 
     def start(self) -> bool:
         """Start the command and wait until `ready` answers 200. False (with `problem` set)

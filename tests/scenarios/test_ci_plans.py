@@ -55,6 +55,7 @@ def test_every_scenario_has_a_ci_plan():
         "follow_gift",
         "red_envelope_rain",
         "event_mixed",
+        "wechat_share_coupon",
     }
 
 
@@ -72,6 +73,13 @@ def test_ci_plan_passes_against_the_mock(plan: str, tmp_path: Path):
         assert summary["outcomes"], "latecomers must have met the sold-out outcome"
     if plan.startswith("jifenbao"):
         assert summary["endpoints"]["points.send"]["qps_held"] >= 200
+    if plan.startswith("wechat_share_coupon"):  # three tiers: the service's records and the ledger agree
+        recon = summary["reconciliation"]
+        issued = summary["audit"]["totals"]["wechat_coupons"]["9856000"]["issued"]
+        assert recon["mode"] == "three-way", recon
+        assert recon["told"] == recon["records"] == recon["effects"] == issued, recon
+        assert issued > 100 and summary["service"]["ok"], recon
+        assert summary["outcomes"].get("limit_reached", 0) > 0  # friends who already held the coupon
 
 
 def test_injected_errors_fail_the_run_with_the_reason(tmp_path: Path):

@@ -330,3 +330,121 @@ def start_service(keys: KeyFiles, tmp_path: Path) -> Iterator[StartService]:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         stop_process(proc)
+
+
+# --------------------------------------------------------------------------- WeChat
+
+WX_APPID = "wx5f2b8c1d9e3a4b6c"
+WX_SECRET = "campaign-tests-wx-secret"
+WX_MCHID = "1900000001"
+WX_SERIAL = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1"
+WX_STOCK = "9856000"
+WX_SEND = "wechat.coupon.send"
+WX_LOGIN = "wechat.jscode2session"
+
+
+@dataclass(frozen=True)
+class WxKeys:
+    """The merchant's API key pair (files), and a stranger's public key (to distrust answers)."""
+
+    merchant_private: Path
+    merchant_public_pem: str
+    other_public: Path
+
+
+@pytest.fixture(scope="session")
+def wx_keys(tmp_path_factory: pytest.TempPathFactory, keys: KeyFiles) -> WxKeys:
+    folder = tmp_path_factory.mktemp("wx-keys")
+    merchant = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (folder / "merchant.pem").write_bytes(
+        merchant.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return WxKeys(folder / "merchant.pem", pem_public(merchant), keys.other_public)
+
+
+def wx_seed(max_coupons: int = 1000, per_user: int = 1) -> dict[str, Any]:
+    return {
+        "wechat": {
+            "apps": [{"appid": WX_APPID, "secret": WX_SECRET}],
+            "stocks": [
+                {
+                    "stock_id": WX_STOCK,
+                    "max_coupons": max_coupons,
+                    "max_coupons_per_user": per_user,
+                    "coupon_value": 500,
+                    "stock_creator_mchid": WX_MCHID,
+                }
+            ],
+        }
+    }
+
+
+@dataclass
+class WxMock:
+    """The session's mock, seeded for WeChat too, with the merchant registered."""
+
+    mock: Mock
+    platform_public_key: Path
+    public_key_id: str
+
+    def env(self, keys: WxKeys, **overrides: str) -> dict[str, str]:
+        env = {
+            "CAMPAIGN_WX_BASE_URL": self.mock.url,
+            "CAMPAIGN_WX_APPID": WX_APPID,
+            "CAMPAIGN_WX_SECRET": WX_SECRET,
+            "CAMPAIGN_WX_MCHID": WX_MCHID,
+            "CAMPAIGN_WX_SERIAL_NO": WX_SERIAL,
+            "CAMPAIGN_WX_PRIVATE_KEY_FILE": str(keys.merchant_private),
+            "CAMPAIGN_WX_PLATFORM_PUBLIC_KEY_FILE": str(self.platform_public_key),
+            "CAMPAIGN_WX_PUBLIC_KEY_ID": self.public_key_id,
+        }
+        env.update(overrides)
+        return env
+
+    def effects(self) -> list[dict[str, Any]]:
+        status, _, raw = http("GET", self.mock.url + "/admin/effects", headers={"X-Admin-Token": MOCK_TOKEN})
+        assert status == 200, raw
+        return [json.loads(line) for line in raw.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def wx_mock(mock: Mock, wx_keys: WxKeys, tmp_path: Path) -> WxMock:
+    mock.admin("POST", "/admin/seed", wx_seed())
+    mock.admin(
+        "POST",
+        "/admin/wechat/merchants",
+        {"mchid": WX_MCHID, "serial_no": WX_SERIAL, "public_key": wx_keys.merchant_public_pem},
+    )
+    platform = mock.admin("GET", "/admin/wechat/platform")
+    key_file = tmp_path / "wx_platform_public.pem"
+    key_file.write_text(platform["public_key"])
+    return WxMock(mock, key_file, platform["public_key_id"])
+
+
+class WxService:
+    """A service with WeChat on, and the visitor's side of it (the phone's wx.login through the
+    mock's client simulator)."""
+
+    def __init__(self, svc: Service, wx: WxMock) -> None:
+        self.svc = svc
+        self.wx = wx
+        self.sessions: dict[str, str] = {}
+        self.openids: dict[str, str] = {}
+
+    def code(self, user_id: str) -> str:
+        return self.wx.mock.auth_code(user_id)
+
+    def login(self, user_id: str) -> str:
+        """A WeChat session for the phone of `user_id`; its openid in `openids`."""
+        if user_id not in self.sessions:
+            status, _, body = self.svc.request("POST", "/api/wx/login", {"code": self.code(user_id)})
+            assert status == 200, body
+            assert body["user_id"] == body["openid"] and body["openid"].startswith("o")
+            self.sessions[user_id] = body["session"]
+            self.openids[user_id] = body["openid"]
+        return self.sessions[user_id]
+
+    def claim(self, user_id: str, body: Any = None) -> tuple[int, dict[str, str], Any]:
+        return self.svc.request("POST", "/api/wx/coupons/claim", body, session=self.login(user_id))

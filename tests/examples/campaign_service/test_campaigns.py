@@ -89,6 +89,25 @@ def test_a_file_replaces_the_campaigns_and_merges_the_codes(tmp_path: Path) -> N
         ({"red_envelope": {"crowd_no": "C", "per_user_limit": 0}}, "red_envelope.per_user_limit"),
         ({"platform_codes": {"sold_out": "X"}}, "platform_codes.sold_out: must be a list"),
         ({"platform_codes": {"sold_out": ["X"], "not_active": ["X"]}}, "X is already listed under sold_out"),
+        ({"wechat_coupons": ["9856000"]}, "wechat_coupons: must be a mapping"),
+        ({"wechat_coupons": {"a": {"stock_id": "S-1", "per_user_limit": 1}}}, "wechat_coupons.a.stock_id"),
+        (
+            {"wechat_coupons": {"a": {"stock_id": "1", "per_user_limit": 61}}},
+            "wechat_coupons.a.per_user_limit",
+        ),
+        (
+            {"wechat_coupons": {"a": {"stock_id": "1", "per_user_limit": 1, "stock_creator_mchid": "x"}}},
+            "wechat_coupons.a.stock_creator_mchid",
+        ),
+        (
+            {
+                "wechat_coupons": {
+                    "a": {"stock_id": "1", "per_user_limit": 1},
+                    "b": {"stock_id": 1, "per_user_limit": 1},
+                }
+            },
+            "wechat_coupons.b.stock_id: 1 is already another campaign's stock",
+        ),
     ],
 )
 def test_bad_configs_name_the_key(data: object, expected: str) -> None:
@@ -114,3 +133,30 @@ def test_outcome_codes_default_to_the_mocks_sub_codes() -> None:
     assert codes.classify("ACTIVITY_EXPIRED") == "not_active"
     assert codes.classify("ACTIVITY_NOT_EXIST") is None
     assert codes.classify(None) is None
+
+
+def test_wechat_coupons_the_default_matches_its_seed_and_the_first_is_the_default() -> None:
+    config = load_campaigns(None)
+    seed = _yaml(SCENARIOS / "seeds" / "wechat_share_coupon.yaml")["wechat"]["stocks"]
+    stocks = {s["stock_id"]: s for s in seed}
+    (coupon,) = config.wechat_coupons.values()
+    assert coupon.per_user_limit == stocks[coupon.stock_id]["max_coupons_per_user"]
+    assert config.wechat_coupon() is coupon and config.wechat_coupon(stock_id=coupon.stock_id) is coupon
+    config = parse_campaigns(
+        {
+            "wechat_coupons": {
+                "first": {"stock_id": 11, "per_user_limit": 1, "stock_creator_mchid": 1900000002},
+                "second": {"stock_id": "22", "per_user_limit": 3, "limit_period": "day", "title": "Two"},
+            }
+        }
+    )
+    first, second = config.wechat_coupons.values()
+    assert (first.stock_id, first.creator_mchid, second.creator_mchid) == ("11", "1900000002", None)
+    assert config.wechat_coupon() is first and config.wechat_coupon("second") is second
+    assert config.wechat_coupon(stock_id="22") is second and config.wechat_coupon("third") is None
+    assert config.jifenbao is None
+    assert config.listing() == []  # WeChat off: not offered
+    assert [(c["name"], c["body"]) for c in config.listing(wechat=True)] == [
+        ("first", {"campaign": "first"}),
+        ("second", {"campaign": "second"}),
+    ]

@@ -11,7 +11,7 @@ from typing import TypeVar
 import orjson
 import pytest
 
-from campaign_service.repository import ClaimKey, GrantRow, GrantStore, ReserveKind
+from campaign_service.repository import ClaimKey, GrantRow, GrantStore, Reservation, ReserveKind
 
 T = TypeVar("T")
 KEY = ClaimKey("voucher", "alipay.marketing.activity.voucher.send", "ACT1", "2088000000000001", "")
@@ -156,3 +156,52 @@ def test_the_row_format_and_streaming_in_chunks(tmp_path: Path) -> None:
         }
         or row.status == "pending"
     )
+
+
+# The table as it was before WeChat coupons (kind without 'coupon').
+OLD_SCHEMA = """
+CREATE TABLE grants (
+    grant_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('points', 'voucher', 'cash')),
+    method TEXT NOT NULL, campaign TEXT NOT NULL, user_id TEXT NOT NULL, period TEXT NOT NULL,
+    slot INTEGER NOT NULL, biz_no TEXT NOT NULL UNIQUE, amount INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'granted', 'failed', 'unknown')),
+    platform_id TEXT, code TEXT, attempts INTEGER NOT NULL DEFAULT 0, lease_until REAL,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL
+);
+CREATE UNIQUE INDEX grants_per_user_slot
+    ON grants (kind, campaign, user_id, period, slot) WHERE status != 'failed';
+CREATE INDEX grants_updated_at ON grants (updated_at);
+INSERT INTO grants VALUES (1, 'voucher', 'm', 'ACT1', '2088000000000001', '', 0, 'OLD1', 1, 'granted',
+                           'V1', NULL, 1, NULL, 5.0, 6.0);
+INSERT INTO grants VALUES (2, 'voucher', 'm', 'ACT1', '2088000000000002', '', 0, 'OLD2', 1, 'pending',
+                           NULL, NULL, 1, 99.0, 5.0, 6.0);
+DELETE FROM grants WHERE grant_id = 2;
+"""
+COUPON = ClaimKey("coupon", "wechat.coupon.send", "9856000", "oAbc0123456789012345678901", "")
+
+
+def test_a_database_from_before_wechat_takes_coupons_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(OLD_SCHEMA)
+    conn.close()
+
+    async def scenario(store: GrantStore) -> tuple[list[GrantRow], Reservation]:
+        coupon = await store.reserve(COUPON, 1, "1900000001X", 1, 100.0, LEASE)
+        again = await store.reserve(KEY, 1, "B9", 1, 100.0, LEASE)  # the old grant still holds the slot
+        assert again.kind is ReserveKind.DONE and again.row.biz_no == "OLD1"
+        return [row async for chunk in store.stream() for row in chunk], coupon
+
+    rows, coupon = run(path, scenario)
+    assert coupon.kind is ReserveKind.NEW and coupon.row.kind == "coupon"
+    assert coupon.row.grant_id == 3  # the deleted id 2 is not reused
+    assert [(r.grant_id, r.biz_no, r.status) for r in rows] == [
+        (1, "OLD1", "granted"),
+        (3, "1900000001X", "pending"),
+    ]
+    with sqlite3.connect(path) as conn:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    conn.close()
+    assert "grants_before_coupons" not in tables
+    run(path, lambda store: asyncio.sleep(0))  # opening it again changes nothing

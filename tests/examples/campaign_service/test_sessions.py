@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from campaign_service.sessions import SessionSigner
 
 USER = "2088000000000001"
@@ -33,3 +35,20 @@ def test_tampered_foreign_or_malformed_tokens_are_refused() -> None:
         "v1." * 100,
     ):
         assert signer.user_of(bad, 1000.0) is None
+
+
+def test_wechat_sessions_are_apart_from_alipay_ones() -> None:
+    signer = SessionSigner(b"k" * 32, ttl_s=60)
+    openid = "oAbCdEf0123456789_-000000001"
+    wx = signer.issue(openid, now=1000.0, wechat=True)
+    assert wx.startswith("wx1.") and signer.user_of(wx, 1000.0, wechat=True) == openid
+    assert signer.user_of(wx, 1000.0) is None  # not an Alipay session
+    alipay = signer.issue(USER, now=1000.0)
+    assert signer.user_of(alipay, 1000.0, wechat=True) is None
+    _, user, expires, mac = wx.split(".")
+    assert signer.user_of(f"v1.{user}.{expires}.{mac}", 1000.0, wechat=True) is None  # prefix is signed
+    assert signer.user_of(f"wx1.{USER}.{expires}.{mac}", 1000.0, wechat=True) is None
+    with pytest.raises(ValueError):
+        signer.issue("not.an openid", 1000.0, wechat=True)
+    with pytest.raises(ValueError):
+        signer.issue(openid, 1000.0)  # an openid is not an Alipay user id

@@ -134,3 +134,21 @@ def test_validate_shows_the_sections(tmp_path, capsys):
     assert "drill slow: 20s + 10s" in out and "recovery within 12 s" in out
     assert "drill outage" in out and "recovery within 4 s" in out
     assert "alipay.user.alipaypoint.send ≤ 1" in out
+
+
+def test_wechat_placeholders_and_the_merchant_id():
+    doc = base()
+    assert parse_plan(doc).service.uses_wechat is False
+    assert parse_plan(doc).service.wx_mchid == "1900000001"
+    doc["service"]["env"]["CAMPAIGN_WX_PUBLIC_KEY_ID"] = "{wx_public_key_id}"
+    doc["service"]["wx_mchid"] = 1900000002  # YAML reads it as a number
+    service = parse_plan(doc).service
+    assert service.uses_wechat and service.wx_mchid == "1900000002"
+    assert "wx_public_key_id" in service.placeholders and "port" in service.placeholders
+    doc["service"]["wx_mchid"] = "19-00"
+    with pytest.raises(PlanError, match=r"service\.wx_mchid"):
+        parse_plan(doc)
+    doc = base()
+    doc["service"]["env"]["X"] = "{wx_private_key}"
+    with pytest.raises(PlanError, match=r"did you mean \{wx_private_key_file\}"):
+        parse_plan(doc)

@@ -26,6 +26,20 @@ def test_effects_of_one_app_and_bad_lines_counted():
     assert len(parse_effects(lines)[0]) == 2
 
 
+def test_effects_of_an_app_and_a_wechat_merchant():
+    wechat = (
+        b'{"seq":2,"method":"wechat.coupon.send","app_id":"1900000001","biz_no":"1900000001X",'
+        b'"user_id":"oAbc","campaign":"9856000","amount":1,"unit":"coupon","id":"77","at":2.0}\n'
+    )
+    lines = [EFFECT, EFFECT.replace(b'"APP"', b'"OTHER"'), wechat]
+    effects, bad = parse_effects(lines, ("APP", "1900000001"))
+    assert [(e.method, e.app_id) for e in effects] == [
+        ("alipay.user.alipaypoint.send", "APP"),
+        ("wechat.coupon.send", "1900000001"),
+    ]
+    assert bad == 0 and len(parse_effects(lines, "1900000001")[0]) == 1
+
+
 def test_records_typed_and_checked():
     lines = [
         RECORD,

@@ -27,12 +27,19 @@ class FakeMock:
 
     def __init__(self) -> None:
         self.apps: list[tuple[str, str]] = []
+        self.merchants: list[tuple[str, str, str]] = []
 
     def register_app(self, app_id: str, pem: str) -> None:
         self.apps.append((app_id, pem))
 
     def public_key(self) -> str:
         return "-----BEGIN PUBLIC KEY-----\nMOCK\n-----END PUBLIC KEY-----\n"
+
+    def register_wx_merchant(self, mchid: str, serial_no: str, pem: str) -> None:
+        self.merchants.append((mchid, serial_no, pem))
+
+    def wx_platform(self) -> tuple[str, str]:
+        return "-----BEGIN PUBLIC KEY-----\nWXMOCK\n-----END PUBLIC KEY-----\n", "PUB_KEY_ID_0123"
 
 
 def service(tmp_path: Path, mode: str = "ok", **extra) -> ServiceProcess:
@@ -171,3 +178,42 @@ def test_a_killed_parent_takes_its_service_along_and_the_cli_reaps_leftovers(tmp
         json.dumps({"pid": leftover.pid, "pgid": leftover.pid, "create_time": 1.0})
     )
     assert reap_leftover(run_dir) is None and not (run_dir / "service.pid").exists()
+
+
+WX_ENV = {
+    "FAKE_WX_MCHID": "{wx_mchid}",
+    "FAKE_WX_SERIAL": "{wx_serial_no}",
+    "FAKE_WX_KEY": "{wx_private_key_file}",
+    "FAKE_WX_PLATFORM": "{wx_platform_public_key_file}",
+    "FAKE_WX_KEY_ID": "{wx_public_key_id}",
+}
+
+
+def test_wechat_placeholders_register_a_merchant_again_after_each_seed(tmp_path):
+    svc = service(tmp_path, env={**WX_ENV, "FAKE_TOKEN": "{service_token}"}, wx_mchid=1900000042)
+    svc.prepare("http://127.0.0.1:9")
+    try:
+        ((mchid, serial, pem),) = svc.mock.merchants
+        assert (mchid, svc.env["FAKE_WX_MCHID"]) == ("1900000042", "1900000042")
+        assert serial == svc.env["FAKE_WX_SERIAL"] and len(serial) == 40 and serial == serial.upper()
+        assert "BEGIN PUBLIC KEY" in pem and pem != svc.mock.apps[0][1]  # its own key pair
+        key = Path(svc.env["FAKE_WX_KEY"])
+        assert oct(key.stat().st_mode & 0o777) == "0o600" and b"PRIVATE KEY" in key.read_bytes()
+        assert b"WXMOCK" in Path(svc.env["FAKE_WX_PLATFORM"]).read_bytes()
+        assert svc.env["FAKE_WX_KEY_ID"] == "PUB_KEY_ID_0123"
+        assert svc.effect_scopes() == ("2021000000000001", "1900000042")
+        svc.register_again()  # after a seed: the app and the merchant, with the same keys
+        assert svc.mock.merchants == [(mchid, serial, pem)] * 2 and len(svc.mock.apps) == 2
+    finally:
+        svc.stop()
+
+
+def test_without_wechat_placeholders_no_merchant_is_registered(tmp_path):
+    svc = service(tmp_path)
+    svc.prepare("http://127.0.0.1:9")
+    try:
+        svc.register_again()
+        assert svc.mock.merchants == [] and svc.effect_scopes() == ("2021000000000001",)
+        assert not any("wx" in name for name in svc.values)
+    finally:
+        svc.stop()
